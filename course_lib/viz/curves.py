@@ -1,0 +1,111 @@
+"""Training curves and ROC curves, as plotly figures (interactive) and matplotlib figures (static)."""
+from __future__ import annotations
+
+import numpy as np
+from torch import Tensor
+
+from .style import FONT_SIZE, PALETTE, plotly_layout
+
+__all__ = ["smooth", "plot_history", "plot_history_static", "plot_roc", "plot_roc_static"]
+
+
+def smooth(values, weight: float = 0.9) -> np.ndarray:
+    """Exponential moving average with bias correction (as TensorBoard's smoothing slider)."""
+    v = np.asarray(values, dtype=float)
+    out, avg = np.empty_like(v), 0.0
+    for i, x in enumerate(v):
+        avg = weight * avg + (1 - weight) * x
+        out[i] = avg / (1 - weight ** (i + 1))
+    return out
+
+
+def _curves(history):
+    if not history.steps:
+        raise ValueError("the history has no steps yet: train with fit(...) first")
+    steps = np.arange(1, len(history.steps) + 1)
+    loss = np.array(history.step_values("loss"), dtype=float)
+    per_epoch = [k for k in (history.epochs[0] if history.epochs else {}) if k not in ("epoch", "loss", "seconds")]
+    ends = np.cumsum([sum(1 for s in history.steps if s["epoch"] == e["epoch"]) for e in history.epochs])
+    return steps, loss, per_epoch, ends
+
+
+def plot_history(history, title: str = "Training"):
+    """Loss per step (faint) and smoothed, and each evaluation metric per epoch, side by side."""
+    from plotly.subplots import make_subplots
+
+    steps, loss, metrics, ends = _curves(history)
+    fig = make_subplots(rows=1, cols=2 if metrics else 1, subplot_titles=["loss", "evaluation"][: 1 + bool(metrics)])
+    fig.add_scatter(x=steps, y=loss, mode="lines", name="loss per step", line=dict(color=PALETTE[0], width=1),
+                    opacity=0.35, row=1, col=1)
+    fig.add_scatter(x=steps, y=smooth(loss), mode="lines", name="loss, smoothed", line=dict(color=PALETTE[0], width=3),
+                    row=1, col=1)
+    for k, name in enumerate(metrics):
+        fig.add_scatter(x=ends, y=history.epoch_values(name), mode="lines+markers", name=name,
+                        line=dict(color=PALETTE[(k + 1) % len(PALETTE)], width=3), marker=dict(size=9), row=1, col=2)
+    fig.update_xaxes(title_text="step")
+    fig.update_layout(**plotly_layout(title=title, height=420, width=1000 if metrics else 620))
+    return fig
+
+
+def plot_history_static(history, title: str = "Training"):
+    """Matplotlib twin of :func:`plot_history`, for exported HTML and headless runs."""
+    import matplotlib.pyplot as plt
+
+    steps, loss, metrics, ends = _curves(history)
+    fig, axes = plt.subplots(1, 2 if metrics else 1, figsize=(13 if metrics else 7, 4.5), squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(steps, loss, color=PALETTE[0], alpha=0.3, lw=1, label="per step")
+    ax.plot(steps, smooth(loss), color=PALETTE[0], lw=2.5, label="smoothed")
+    ax.set(xlabel="step", title="loss")
+    ax.legend(fontsize=FONT_SIZE - 4)
+    if metrics:
+        ax = axes[0, 1]
+        for k, name in enumerate(metrics):
+            ax.plot(ends, history.epoch_values(name), "o-", lw=2.5, color=PALETTE[(k + 1) % len(PALETTE)], label=name)
+        ax.set(xlabel="step", title="evaluation")
+        ax.legend(fontsize=FONT_SIZE - 4)
+    fig.suptitle(title, fontsize=FONT_SIZE + 2)
+    fig.tight_layout()
+    return fig
+
+
+def _np(x):
+    return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+
+
+def plot_roc(fpr, tpr, thresholds=None, chosen: float | None = None, auc: float | None = None,
+             title: str = "Verification ROC"):
+    """ROC curve; hover shows each threshold; ``chosen`` marks the operating point of one threshold."""
+    import plotly.graph_objects as go
+
+    fpr, tpr = _np(fpr), _np(tpr)
+    fig = go.Figure(layout=plotly_layout(title=title + (f" (AUC = {auc:.3f})" if auc is not None else ""),
+                                         width=600, height=540, xaxis=dict(title="false accept rate", range=[0, 1]),
+                                         yaxis=dict(title="true accept rate", range=[0, 1.02])))
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(color="#999", dash="dash"))
+    extra = dict(customdata=_np(thresholds), hovertemplate="threshold %{customdata:.3f}<br>FAR %{x:.3f}, TAR %{y:.3f}"
+                 "<extra></extra>") if thresholds is not None else {}
+    fig.add_scatter(x=fpr, y=tpr, mode="lines", name="model", line=dict(color=PALETTE[0], width=3), **extra)
+    if chosen is not None and thresholds is not None:
+        i = max(int(np.searchsorted(_np(thresholds), chosen, side="right")) - 1, 0)
+        fig.add_scatter(x=[fpr[i]], y=[tpr[i]], mode="markers", name=f"threshold {chosen:.3f}",
+                        marker=dict(size=16, color=PALETTE[3], symbol="star"))
+    return fig
+
+
+def plot_roc_static(fpr, tpr, thresholds=None, chosen: float | None = None, auc: float | None = None,
+                    title: str = "Verification ROC"):
+    import matplotlib.pyplot as plt
+
+    fpr, tpr = _np(fpr), _np(tpr)
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    ax.plot([0, 1], [0, 1], "--", color="#999", label="chance")
+    ax.plot(fpr, tpr, color=PALETTE[0], lw=3, label="model")
+    if chosen is not None and thresholds is not None:
+        i = max(int(np.searchsorted(_np(thresholds), chosen, side="right")) - 1, 0)
+        ax.plot(fpr[i], tpr[i], "*", ms=18, color=PALETTE[3], label=f"threshold {chosen:.3f}")
+    ax.set(xlabel="false accept rate", ylabel="true accept rate", xlim=(0, 1), ylim=(0, 1.02),
+           title=title + (f" (AUC = {auc:.3f})" if auc is not None else ""))
+    ax.legend(fontsize=FONT_SIZE - 4, loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,192 @@
+"""See an embedding space: an interactive explorer (plotly + ipywidgets) and static matplotlib figures.
+
+Embeddings with D > 2 are projected to 2-D with UMAP (McInnes et al. 2018); successive snapshots
+start from the previous layout so that the picture does not jump between epochs.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .style import FONT_SIZE, color_of, image_png, plotly_layout
+
+__all__ = ["project_2d", "embedding_explorer", "plot_embedding_static", "plot_snapshots_static"]
+
+
+def _numpy(x) -> np.ndarray:
+    return x.detach().float().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x, dtype=np.float32)
+
+
+def project_2d(embeddings: Tensor | np.ndarray, method: str = "umap", init: np.ndarray | None = None,
+               n_epochs: int | None = None, seed: int = 0) -> np.ndarray:
+    """(N, D) -> (N, 2) for plotting. D <= 2 is returned as is (D = 1 gets y = 0).
+
+    method: "umap" (keeps neighbourhoods, slower) or "pca" (a linear view, instant).
+    init:   (N, 2) starting layout for UMAP, e.g. the previous epoch's projection.
+    """
+    x = _numpy(embeddings)
+    if x.ndim != 2 or len(x) == 0:
+        raise ValueError(f"embeddings must be a non-empty (N, D) array, got shape {x.shape}")
+    if x.shape[1] == 2:
+        return x
+    if x.shape[1] == 1:
+        return np.concatenate([x, np.zeros_like(x)], axis=1)
+    if method == "pca":
+        centred = x - x.mean(0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        return centred @ vt[:2].T
+    if method != "umap":
+        raise ValueError(f"method must be 'umap' or 'pca', got {method!r}")
+    import umap  # imported here: it takes several seconds (numba) and only D > 2 needs it
+    if init is not None and np.asarray(init).shape != (len(x), 2):
+        raise ValueError(f"init must have shape ({len(x)}, 2), got {np.asarray(init).shape}")
+    reducer = umap.UMAP(n_components=2, n_neighbors=min(15, len(x) - 1), random_state=seed,
+                        init="spectral" if init is None else np.asarray(init, dtype=np.float32),
+                        n_epochs=n_epochs, n_jobs=1)
+    return reducer.fit_transform(x)
+
+
+def _snapshots_of(source, epochs: Sequence[int] | None) -> tuple[list[np.ndarray], list[int]]:
+    """Accept a History, a list of (N, D) snapshots, or one (N, D) tensor."""
+    if hasattr(source, "snapshots"):
+        snaps, epochs = list(source.snapshots), list(source.snapshot_epochs)
+    elif isinstance(source, (list, tuple)):
+        snaps = list(source)
+    else:
+        snaps = [source]
+    if not snaps:
+        raise ValueError("there are no embedding snapshots: train with fit(..., snapshot_inputs=x)")
+    epochs = list(range(len(snaps))) if epochs is None else list(epochs)
+    if len(epochs) != len(snaps):
+        raise ValueError(f"{len(snaps)} snapshots but {len(epochs)} epoch numbers")
+    return [_numpy(s) for s in snaps], epochs
+
+
+def _project_all(snaps: list[np.ndarray], method: str, n_epochs: int | None, seed: int) -> list[np.ndarray]:
+    out, previous = [], None
+    for s in snaps:
+        previous = project_2d(s, method=method, init=previous, n_epochs=n_epochs, seed=seed)
+        out.append(previous)
+    return out
+
+
+def embedding_explorer(source, labels: Tensor, images: Tensor | None = None, *, epochs: Sequence[int] | None = None,
+                       class_names: Sequence[str] | None = None, method: str = "umap",
+                       umap_epochs: int | None = None, title: str = "Embedding space", seed: int = 0):
+    """An interactive 2-D view of embeddings, coloured by class.
+
+    source: a History from ``fit(..., snapshot_inputs=x)``, a list of (N, D) snapshots, or one (N, D).
+    labels: (N,) class of each point; images: (N, 1, H, W) shown when a point is hovered or clicked.
+    The epoch slider (with a play button) replays the snapshots recorded during training.
+    Click a class in the legend to hide it; double-click to show it alone.
+    """
+    import ipywidgets as W
+    import plotly.graph_objects as go
+
+    snaps, epochs = _snapshots_of(source, epochs)
+    y = _numpy(labels).astype(int)
+    if y.ndim != 1 or any(len(s) != len(y) for s in snaps):
+        raise ValueError(f"labels must be (N,) with one entry per point: got {y.shape} labels for "
+                         f"snapshots of {sorted({len(s) for s in snaps})} points")
+    if images is not None and len(images) != len(y):
+        raise ValueError(f"images must have one entry per point: got {len(images)} for {len(y)} points")
+    xy = _project_all(snaps, method, umap_epochs, seed)
+    classes = np.unique(y)
+    names = [str(class_names[c]) if class_names is not None else str(c) for c in classes]
+    members = [np.flatnonzero(y == c) for c in classes]                # point indices of each trace
+
+    fig = go.FigureWidget(layout=plotly_layout(
+        title=f"{title} — epoch {epochs[-1]}", width=720, height=600, legend_title_text="class",
+        xaxis=dict(title="dimension 1", zeroline=False), yaxis=dict(title="dimension 2", zeroline=False)))
+    for k, (name, idx) in enumerate(zip(names, members)):
+        fig.add_scatter(x=xy[-1][idx, 0], y=xy[-1][idx, 1], mode="markers", name=name,
+                        marker=dict(size=9, color=color_of(int(classes[k])), opacity=0.8,
+                                    line=dict(width=0.5, color="white")),
+                        customdata=idx, hovertemplate=f"class {name}<br>point %{{customdata}}<extra></extra>")
+
+    picture = W.Image(format="png", width=140, height=140, layout=W.Layout(border="1px solid #ccc"))
+    picture.add_class("course-pixelated")
+    caption = W.HTML(f"<span style='font-size:{FONT_SIZE}px'>Hover over or click a point to see its image.</span>")
+    style = W.HTML("<style>.course-pixelated img, img.course-pixelated {image-rendering: pixelated;}</style>")
+
+    def show_point(trace, points, _state=None):
+        if not points.point_inds:
+            return
+        i = int(members[points.trace_index][points.point_inds[0]])
+        if images is not None:
+            picture.value = image_png(images[i])
+        caption.value = (f"<span style='font-size:{FONT_SIZE}px'>point {i}<br>class <b>{names[points.trace_index]}</b>"
+                         f"</span>")
+
+    for trace in fig.data:
+        trace.on_hover(show_point)
+        trace.on_click(show_point)
+
+    slider = W.SelectionSlider(options=epochs, value=epochs[-1], description="epoch",
+                               continuous_update=True, layout=W.Layout(width="520px"),
+                               style={"description_width": "60px"})
+    play = W.Play(min=0, max=len(epochs) - 1, value=len(epochs) - 1, interval=700, description="play")
+    W.jslink((play, "value"), (slider, "index"))
+
+    def show_epoch(change):
+        points = xy[slider.index]
+        with fig.batch_update():
+            for trace, idx in zip(fig.data, members):
+                trace.x, trace.y = points[idx, 0], points[idx, 1]
+            fig.layout.title.text = f"{title} — epoch {slider.value}"
+
+    slider.observe(show_epoch, names="value")
+    side = W.VBox([picture, caption], layout=W.Layout(padding="60px 0 0 10px"))
+    controls = W.HBox([play, slider]) if len(epochs) > 1 else W.HBox([])
+    return W.VBox([style, W.HBox([fig, side]), controls])
+
+
+def plot_embedding_static(embeddings, labels: Tensor, images: Tensor | None = None, *, ax=None,
+                          title: str = "Embedding space", n_thumbnails: int = 20, method: str = "umap", seed: int = 0):
+    """Matplotlib scatter of a 2-D view coloured by class, with a few digit thumbnails on top."""
+    import matplotlib.pyplot as plt
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    xy = project_2d(embeddings, method=method, seed=seed)
+    y = _numpy(labels).astype(int)
+    if len(y) != len(xy):
+        raise ValueError(f"labels must have one entry per point: got {len(y)} for {len(xy)} points")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 7))
+    for c in np.unique(y):
+        m = y == c
+        ax.scatter(xy[m, 0], xy[m, 1], s=14, color=color_of(int(c)), label=str(c), alpha=0.8)
+    if images is not None and n_thumbnails:
+        rng = np.random.default_rng(seed)
+        for i in rng.choice(len(xy), size=min(n_thumbnails, len(xy)), replace=False):
+            img = OffsetImage(np.squeeze(_numpy(images[i])), cmap="gray_r", zoom=0.9)
+            ax.add_artist(AnnotationBbox(img, xy[i], frameon=True, pad=0.1,
+                                         bboxprops=dict(edgecolor=color_of(int(y[i])), linewidth=2)))
+    ax.set_title(title, fontsize=FONT_SIZE + 2)
+    ax.legend(title="class", fontsize=FONT_SIZE - 4, markerscale=2, loc="best")
+    ax.tick_params(labelsize=FONT_SIZE - 4)
+    return ax.figure
+
+
+def plot_snapshots_static(source, labels: Tensor, *, epochs: Sequence[int] | None = None, max_panels: int = 4,
+                          method: str = "umap", umap_epochs: int | None = None, seed: int = 0):
+    """Small multiples: the embedding at a few epochs side by side (the static twin of the slider)."""
+    import matplotlib.pyplot as plt
+
+    snaps, epochs = _snapshots_of(source, epochs)
+    pick = np.unique(np.linspace(0, len(snaps) - 1, min(max_panels, len(snaps))).round().astype(int))
+    xy = _project_all([snaps[i] for i in pick], method, umap_epochs, seed)
+    y = _numpy(labels).astype(int)
+    fig, axes = plt.subplots(1, len(pick), figsize=(4.2 * len(pick), 4.4), squeeze=False)
+    for ax, points, i in zip(axes[0], xy, pick):
+        for c in np.unique(y):
+            m = y == c
+            ax.scatter(points[m, 0], points[m, 1], s=6, color=color_of(int(c)), label=str(c))
+        ax.set_title(f"epoch {epochs[i]}", fontsize=FONT_SIZE)
+        ax.set_xticks([]), ax.set_yticks([])
+    axes[0, -1].legend(title="class", fontsize=FONT_SIZE - 6, markerscale=2, loc="center left", bbox_to_anchor=(1, 0.5))
+    fig.tight_layout()
+    return fig

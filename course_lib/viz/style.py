@@ -1,0 +1,40 @@
+"""One look for every figure: large type and colour-blind-safe colours that read on a projector."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+
+__all__ = ["PALETTE", "FONT_SIZE", "color_of", "plotly_layout", "image_png"]
+
+# Okabe & Ito (2008) colour-blind-safe colours, extended with two darker tones for 10 classes.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7",
+           "#56B4E9", "#F0E442", "#000000", "#8C564B", "#7F7F7F"]
+FONT_SIZE = 16
+
+
+def color_of(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def plotly_layout(**overrides) -> dict:
+    """Shared plotly layout: white background, large fonts, legend that does not hide the data."""
+    layout = dict(template="plotly_white", font=dict(size=FONT_SIZE), margin=dict(l=60, r=20, t=60, b=50),
+                  legend=dict(font=dict(size=FONT_SIZE)), hoverlabel=dict(font_size=FONT_SIZE))
+    layout.update(overrides)
+    return layout
+
+
+def image_png(image: torch.Tensor | np.ndarray, scale: int = 5) -> bytes:
+    """A (1, H, W) or (H, W) image in [0, 1] as PNG bytes, enlarged ``scale`` times with square pixels."""
+    from PIL import Image
+    a = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    a = np.squeeze(a)
+    if a.ndim != 2:
+        raise ValueError(f"image must be (H, W) or (1, H, W), got shape {a.shape}")
+    img = Image.fromarray((np.clip(a, 0, 1) * 255).astype(np.uint8), mode="L")
+    img = img.resize((a.shape[1] * scale, a.shape[0] * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
