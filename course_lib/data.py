@@ -119,7 +119,7 @@ def _read_idx(path: Path) -> np.ndarray:
     if len(raw) != expected:
         raise ValueError(f"{path} has {len(raw):,} bytes but its header promises {expected:,} "
                          f"(shape {dims}): the file is truncated or corrupt; {_FIX}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims).copy()  # writable
 
 
 def download_mnist(timeout: float = 10.0, max_wait: float = 180.0, quiet: bool = False) -> bool:

@@ -1,0 +1,62 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib.runtime import PROFILES, data_dir, pick_device, profile, seed_everything
+
+
+def test_profile_from_env_and_argument(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "standard")
+    assert profile().name == "standard"
+    assert profile("full").name == "full"
+    monkeypatch.setenv("COURSE_PROFILE", " Quick ")
+    assert profile().name == "quick"
+
+
+def test_profile_default_depends_on_device(monkeypatch):
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert profile().name == "standard"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert profile().name == "full"
+
+
+def test_profile_unknown_name_says_which_exist():
+    with pytest.raises(ValueError, match=r"\['full', 'quick', 'standard'\]"):
+        profile("huge")
+
+
+def test_profiles_are_frozen_and_grow():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PROFILES["quick"].epochs = 100
+    q, s = PROFILES["quick"], PROFILES["standard"]
+    assert q.train_size < s.train_size and q.epochs <= s.epochs and PROFILES["full"].train_size is None
+
+
+def test_seed_everything_reproduces():
+    seed_everything(3)
+    a = (torch.rand(3), np.random.rand(3))
+    seed_everything(3)
+    b = (torch.rand(3), np.random.rand(3))
+    torch.testing.assert_close(a[0], b[0])
+    assert np.array_equal(a[1], b[1])
+    with pytest.raises(ValueError, match="non-negative int"):
+        seed_everything(-1)
+
+
+def test_pick_device(monkeypatch):
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    assert pick_device().type in ("cpu", "cuda", "mps")
+    assert pick_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        pick_device("cuda")
+
+
+def test_data_dir_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path / "d"))
+    assert data_dir() == tmp_path / "d" and (tmp_path / "d").is_dir()
+    monkeypatch.delenv("COURSE_DATA")
+    assert data_dir().name == "data"

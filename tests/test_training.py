@@ -1,0 +1,121 @@
+import pytest
+import torch
+from torch import nn
+
+from course_lib.data import TensorBatches
+from course_lib.training import History, embed, fit, load_checkpoint
+
+
+def toy_problem(n=64):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, generator=g)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5]])
+    return x, y
+
+
+def mse_step(model, batch):
+    x, y = batch
+    loss = ((model(x) - y) ** 2).mean()
+    return loss, {"abs_error": (model(x) - y).abs().mean()}
+
+
+def make_model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Linear(3, 1)
+
+
+def test_fit_learns_and_records_history():
+    x, y = toy_problem()
+    model = make_model()
+    history = fit(model, TensorBatches(x, y, batch_size=16), mse_step, epochs=30, lr=0.05,
+                  evaluate=lambda m: {"mse": ((m(x) - y) ** 2).mean()}, snapshot_inputs=x[:10], progress=False)
+    assert len(history.epochs) == 30 and len(history.steps) == 30 * 4
+    assert history.epochs[-1]["mse"] < 0.01 < history.epochs[0]["mse"]
+    assert all(isinstance(s["loss"], float) and isinstance(s["abs_error"], float) for s in history.steps)
+    assert history.snapshot_epochs == list(range(31)) and history.snapshots[0].shape == (10, 1)
+    assert history.step_values("loss")[0] > history.step_values("loss")[-1]
+    assert not model.training and not history.interrupted
+    assert "30 epochs" in repr(history)
+
+
+def test_fit_is_reproducible():
+    x, y = toy_problem()
+    runs = []
+    for _ in range(2):
+        model = make_model()
+        fit(model, TensorBatches(x, y, batch_size=16, seed=5), mse_step, epochs=3, progress=False)
+        runs.append(model.weight.detach().clone())
+    torch.testing.assert_close(runs[0], runs[1])
+
+
+def test_interrupt_keeps_weights_and_history_and_continues():
+    x, y = toy_problem()
+    model = make_model()
+    calls = {"n": 0}
+
+    def interrupted_step(model, batch):
+        calls["n"] += 1
+        if calls["n"] == 7:                  # in epoch 2, as if the student pressed Interrupt
+            raise KeyboardInterrupt
+        return mse_step(model, batch)
+
+    before = model.weight.detach().clone()
+    history = fit(model, TensorBatches(x, y, batch_size=16), interrupted_step, epochs=5, lr=0.05, progress=False)
+    assert history.interrupted and len(history.epochs) == 1 and len(history.steps) == 6
+    assert isinstance(history.steps[-1]["loss"], float)
+    assert not torch.equal(model.weight, before)       # the six steps taken are kept
+    history = fit(model, TensorBatches(x, y, batch_size=16), mse_step, epochs=5, lr=0.05, history=history,
+                  progress=False)
+    assert not history.interrupted and [e["epoch"] for e in history.epochs] == [1, 2, 3, 4, 5]
+
+
+def test_checkpoint_resume_equals_uninterrupted_run(tmp_path):
+    x, y = toy_problem()
+    straight = make_model()
+    fit(straight, TensorBatches(x, y, batch_size=16), mse_step, epochs=4, progress=False)
+
+    ckpt = tmp_path / "run.pt"
+    first = make_model()
+    fit(first, TensorBatches(x, y, batch_size=16), mse_step, epochs=2, checkpoint=ckpt, progress=False)
+    resumed = make_model(seed=123)                      # fresh process: other weights, same architecture
+    history = fit(resumed, TensorBatches(x, y, batch_size=16), mse_step, epochs=4, checkpoint=ckpt, resume=True,
+                  progress=False)
+    assert len(history.epochs) == 4
+    torch.testing.assert_close(resumed.weight, straight.weight)
+    assert len(load_checkpoint(ckpt, make_model()).epochs) == 4
+
+
+def test_checkpoint_for_another_model_is_a_clear_error(tmp_path):
+    x, y = toy_problem()
+    ckpt = tmp_path / "run.pt"
+    fit(make_model(), TensorBatches(x, y, batch_size=16), mse_step, epochs=1, checkpoint=ckpt, progress=False)
+    with pytest.raises(ValueError, match="does not fit this model"):
+        load_checkpoint(ckpt, nn.Linear(5, 1))
+
+
+def test_lr_schedule_and_bad_evaluate():
+    x, y = toy_problem()
+    model = make_model()
+    frozen = model.weight.detach().clone()
+    fit(model, TensorBatches(x, y, batch_size=16), mse_step, epochs=1, lr=0.1, lr_schedule=lambda step: 0.0,
+        progress=False)
+    torch.testing.assert_close(model.weight, frozen)
+    with pytest.raises(ValueError, match="must return a dict"):
+        fit(model, TensorBatches(x, y, batch_size=16), mse_step, epochs=1, evaluate=lambda m: 0.5, progress=False)
+
+
+def test_embed_batches_and_restores_mode():
+    model = nn.Sequential(nn.Linear(3, 2), nn.Dropout(0.5))
+    model.train()
+    x = torch.randn(10, 3)
+    out = embed(model, x, batch_size=3)
+    assert out.shape == (10, 2) and model.training
+    torch.testing.assert_close(out, model.eval()(x))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fit_on_cuda_with_mixed_precision():
+    x, y = (t.cuda() for t in toy_problem())
+    model = make_model().cuda()
+    history = fit(model, TensorBatches(x, y, batch_size=16), mse_step, epochs=20, lr=0.05, progress=False)
+    assert history.epochs[-1]["loss"] < history.epochs[0]["loss"]

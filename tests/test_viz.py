@@ -1,0 +1,117 @@
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+from course_lib.training import History
+from course_lib.viz import (contrastive_curves, contrastive_loss_explorer, embedding_explorer, image_png,
+                            plot_contrastive_loss_static, plot_embedding_static, plot_history, plot_history_static,
+                            plot_roc, plot_roc_static, plot_snapshots_static, project_2d, smooth)
+
+
+@pytest.fixture
+def history():
+    g = torch.Generator().manual_seed(0)
+    h = History(snapshots=[torch.randn(30, 2, generator=g) for _ in range(3)], snapshot_epochs=[0, 1, 2])
+    h.steps = [{"epoch": 1 + i // 5, "step": i + 1, "loss": 1.0 / (i + 1)} for i in range(10)]
+    h.epochs = [{"epoch": 1, "loss": 0.5, "seconds": 1.0, "p@1": 0.6}, {"epoch": 2, "loss": 0.1, "seconds": 1.0, "p@1": 0.9}]
+    return h
+
+
+def parts(widget):
+    _, body, controls = widget.children
+    fig, side = body.children
+    return fig, side.children[0], side.children[1], controls.children[1]
+
+
+class FakePoints:
+    def __init__(self, trace_index, point_inds):
+        self.trace_index, self.point_inds = trace_index, point_inds
+
+
+def test_explorer_traces_slider_and_hover(history):
+    labels = torch.arange(30) % 3
+    images = torch.rand(30, 1, 28, 28)
+    fig, picture, caption, slider = parts(embedding_explorer(history, labels, images))
+    assert [t.name for t in fig.data] == ["0", "1", "2"]
+    assert list(slider.options) == [0, 1, 2] and slider.value == 2
+    np.testing.assert_allclose(fig.data[1].x, history.snapshots[2][labels == 1, 0].numpy(), rtol=1e-6)
+    slider.value = 0                                                   # replay epoch 0
+    np.testing.assert_allclose(fig.data[1].y, history.snapshots[0][labels == 1, 1].numpy(), rtol=1e-6)
+    assert "epoch 0" in fig.layout.title.text
+    fig.data[2]._dispatch_on_hover(FakePoints(2, [1]), None)           # the second point of class 2 is point 5
+    assert "point 5" in caption.value and picture.value == image_png(images[5])
+
+
+def test_explorer_for_one_snapshot_and_bad_labels():
+    x = torch.randn(20, 2)
+    widget = embedding_explorer(x, torch.zeros(20, dtype=torch.long))
+    assert len(widget.children[2].children) == 0                       # nothing to replay: no slider
+    with pytest.raises(ValueError, match="one entry per point"):
+        embedding_explorer(x, torch.zeros(19, dtype=torch.long))
+    with pytest.raises(ValueError, match="no embedding snapshots"):
+        embedding_explorer(History(), torch.zeros(0))
+
+
+def test_project_2d():
+    x = torch.randn(40, 5)
+    assert project_2d(x[:, :2]).shape == (40, 2)
+    assert np.array_equal(project_2d(x[:, :1])[:, 1], np.zeros(40))
+    pca = project_2d(x, method="pca")
+    assert pca.shape == (40, 2)
+    np.testing.assert_allclose(pca.mean(0), 0, atol=1e-5)
+    with pytest.raises(ValueError, match="'umap' or 'pca'"):
+        project_2d(x, method="tsne")
+
+
+def test_static_figures(history):
+    labels = torch.arange(30) % 3
+    for fig in (plot_snapshots_static(history, labels), plot_embedding_static(history.snapshots[0], labels,
+                                                                              torch.rand(30, 1, 28, 28)),
+                plot_history_static(history), plot_contrastive_loss_static(),
+                plot_roc_static([0, 0.5, 1], [0, 0.9, 1], [-np.inf, 0.3, 0.8], chosen=0.3, auc=0.7)):
+        assert isinstance(fig, matplotlib.figure.Figure) and fig.axes
+
+
+def test_plotly_history_and_roc(history):
+    fig = plot_history(history)
+    assert [t.name for t in fig.data] == ["loss per step", "loss, smoothed", "p@1"]
+    assert list(fig.data[2].x) == [5, 10]                              # metrics sit at the end of each epoch
+    roc = plot_roc([0, 0.5, 1], [0, 0.9, 1], [-np.inf, 0.3, 0.8], chosen=0.5, auc=0.7)
+    assert roc.data[-1].x[0] == 0.5 and "0.700" in roc.layout.title.text
+    with pytest.raises(ValueError, match="no steps"):
+        plot_history(History())
+
+
+def test_smooth_is_bias_corrected():
+    np.testing.assert_allclose(smooth([2.0, 2.0, 2.0]), [2.0, 2.0, 2.0])
+
+
+def test_contrastive_curves_and_widget():
+    d, pos, neg = contrastive_curves(margin=1.0)
+    np.testing.assert_allclose(pos, 0.5 * d ** 2)
+    np.testing.assert_allclose(neg, 0.5 * np.clip(1.0 - d, 0, None) ** 2)
+    slider, fig, note = contrastive_loss_explorer(margin=1.0).children
+    slider.value = 2.0
+    np.testing.assert_allclose(fig.data[1].y, 0.5 * np.clip(2.0 - d, 0, None) ** 2)
+    assert fig.layout.shapes[0].x0 == 2.0 and "2.00" in note.value
+
+
+def test_image_png_rejects_batches():
+    assert image_png(torch.rand(1, 28, 28))[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        image_png(torch.rand(2, 1, 28, 28))
+
+
+def test_show_images_and_pairs():
+    from course_lib.viz import show_images, show_pairs
+    imgs = torch.rand(5, 1, 28, 28)
+    fig = show_images(imgs, titles=list("abcde"), ncols=3)
+    assert len([a for a in fig.axes if a.images]) == 5
+    fig = show_pairs(imgs[:3], imgs[2:], torch.tensor([True, False, True]), torch.tensor([0.1, 0.2, 2.0]), threshold=0.5)
+    labels = [a.get_xlabel() for a in fig.axes if a.get_xlabel()]
+    assert labels == ["d = 0.10\nsame ✓", "d = 0.20\nsame ✗", "d = 2.00\ndiff. ✗"]
+    with pytest.raises(ValueError, match="one entry per pair"):
+        show_pairs(imgs[:3], imgs[:2], torch.ones(3))
+    with pytest.raises(ValueError, match="5 images but 2 titles"):
+        show_images(imgs, titles=["a", "b"])
