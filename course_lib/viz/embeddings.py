@@ -94,12 +94,13 @@ def embedding_explorer(source, labels: Tensor, images: Tensor | None = None, *, 
     if images is not None and len(images) != len(y):
         raise ValueError(f"images must have one entry per point: got {len(images)} for {len(y)} points")
     xy = _project_all(snaps, method, umap_epochs, seed)
+    heading = (lambda epoch: f"{title} — epoch {epoch}") if len(snaps) > 1 else (lambda epoch: title)
     classes = np.unique(y)
     names = [str(class_names[c]) if class_names is not None else str(c) for c in classes]
     members = [np.flatnonzero(y == c) for c in classes]                # point indices of each trace
 
     fig = go.FigureWidget(layout=plotly_layout(
-        title=f"{title} — epoch {epochs[-1]}", width=720, height=600, legend_title_text="class",
+        title=heading(epochs[-1]), width=720, height=600, legend_title_text="class",
         xaxis=dict(title="dimension 1", zeroline=False), yaxis=dict(title="dimension 2", zeroline=False)))
     for k, (name, idx) in enumerate(zip(names, members)):
         fig.add_scatter(x=xy[-1][idx, 0], y=xy[-1][idx, 1], mode="markers", name=name,
@@ -109,17 +110,20 @@ def embedding_explorer(source, labels: Tensor, images: Tensor | None = None, *, 
 
     picture = W.Image(format="png", width=140, height=140, layout=W.Layout(border="1px solid #ccc"))
     picture.add_class("course-pixelated")
-    caption = W.HTML(f"<span style='font-size:{FONT_SIZE}px'>Hover over or click a point to see its image.</span>")
+    caption = W.HTML()
     style = W.HTML("<style>.course-pixelated img, img.course-pixelated {image-rendering: pixelated;}</style>")
 
-    def show_point(trace, points, _state=None):
-        if not points.point_inds:
-            return
-        i = int(members[points.trace_index][points.point_inds[0]])
+    def show(i: int, hint: str = "") -> None:
         if images is not None:
             picture.value = image_png(images[i])
-        caption.value = (f"<span style='font-size:{FONT_SIZE}px'>point {i}<br>class <b>{names[points.trace_index]}</b>"
-                         f"</span>")
+        caption.value = (f"<span style='font-size:{FONT_SIZE}px'>point {i}, class <b>{names[np.searchsorted(classes, y[i])]}</b>"
+                         f"{hint}</span>")
+
+    def show_point(trace, points, _state=None):
+        if points.point_inds:
+            show(int(members[points.trace_index][points.point_inds[0]]))
+
+    show(0, "<br><i>Hover over or click a point<br>to see its image.</i>")
 
     for trace in fig.data:
         trace.on_hover(show_point)
@@ -136,7 +140,7 @@ def embedding_explorer(source, labels: Tensor, images: Tensor | None = None, *, 
         with fig.batch_update():
             for trace, idx in zip(fig.data, members):
                 trace.x, trace.y = points[idx, 0], points[idx, 1]
-            fig.layout.title.text = f"{title} — epoch {slider.value}"
+            fig.layout.title.text = heading(slider.value)
 
     slider.observe(show_epoch, names="value")
     side = W.VBox([picture, caption], layout=W.Layout(padding="60px 0 0 10px"))

@@ -8,9 +8,10 @@ import torch
 
 __all__ = ["PALETTE", "FONT_SIZE", "color_of", "plotly_layout", "image_png"]
 
-# Okabe & Ito (2008) colour-blind-safe colours, extended with two darker tones for 10 classes.
+# Okabe & Ito (2008) colour-blind-safe colours (their yellow darkened to read on white),
+# extended with brown and grey for 10 classes.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7",
-           "#56B4E9", "#F0E442", "#000000", "#8C564B", "#7F7F7F"]
+           "#56B4E9", "#B8A200", "#000000", "#8C564B", "#7F7F7F"]
 FONT_SIZE = 16
 
 
