@@ -115,3 +115,21 @@ def test_show_images_and_pairs():
         show_pairs(imgs[:3], imgs[:2], torch.ones(3))
     with pytest.raises(ValueError, match="5 images but 2 titles"):
         show_images(imgs, titles=["a", "b"])
+
+
+def test_umap_projection_of_snapshots_is_aligned_and_seeded():
+    from course_lib.viz.embeddings import _project_all
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(3, 8, generator=g) * 5
+    labels = torch.arange(60) % 3
+    x = centres[labels] + torch.randn(60, 8, generator=g) * 0.3
+    first = project_2d(x, n_epochs=30, seed=0)
+    assert first.shape == (60, 2) and np.isfinite(first).all()
+    np.testing.assert_allclose(project_2d(x, n_epochs=30, seed=0), first)        # seeded: same picture
+    # The next snapshot starts from the previous layout, so a small change moves points only a little.
+    a, b = _project_all([x.numpy(), (x + 0.01).numpy()], "umap", 30, 0)
+    spread = np.linalg.norm(a - a.mean(0), axis=1).mean()
+    assert np.linalg.norm(a - b, axis=1).mean() < 0.5 * spread
+    # clusters stay clusters: each point's nearest neighbour in 2-D has its label
+    d = np.linalg.norm(first[:, None] - first[None], axis=-1) + np.eye(60) * 1e9
+    assert (labels.numpy()[d.argmin(1)] == labels.numpy()).mean() > 0.95

@@ -81,6 +81,7 @@ def plot_roc(fpr, tpr, thresholds=None, chosen: float | None = None, auc: float 
     fpr, tpr = _np(fpr), _np(tpr)
     fig = go.Figure(layout=plotly_layout(title=title + (f" (AUC = {auc:.3f})" if auc is not None else ""),
                                          width=600, height=540, xaxis=dict(title="false accept rate", range=[0, 1]),
+                                         legend=dict(x=0.98, y=0.02, xanchor="right", yanchor="bottom"),
                                          yaxis=dict(title="true accept rate", range=[0, 1.02])))
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(color="#999", dash="dash"))
     extra = dict(customdata=_np(thresholds), hovertemplate="threshold %{customdata:.3f}<br>FAR %{x:.3f}, TAR %{y:.3f}"
