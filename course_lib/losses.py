@@ -1,12 +1,16 @@
 """Losses that learn a distance. Each is a pure function of embeddings (and labels or pair flags)."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-from .distances import paired_distances
+from ._checks import check_labels
+from .distances import paired_distances, pairwise_distances
+from .mining import label_masks, positive_pairs
 
-__all__ = ["contrastive_loss"]
+__all__ = ["contrastive_loss", "triplet_loss", "batch_all_triplet_loss", "batch_hard_triplet_loss"]
 
 
 def contrastive_loss(x1: Tensor, x2: Tensor, same: Tensor, margin: float = 1.0, reduction: str = "mean") -> Tensor:
@@ -33,3 +37,72 @@ def contrastive_loss(x1: Tensor, x2: Tensor, same: Tensor, margin: float = 1.0, 
     s = same.to(d.dtype)
     per_pair = 0.5 * s * d.pow(2) + 0.5 * (1 - s) * (margin - d).clamp_min(0).pow(2)   # (B,)
     return per_pair.mean() if reduction == "mean" else per_pair
+
+
+def _zero_with_grad(x: Tensor) -> Tensor:
+    """A zero that is still connected to x, so backward() works on a batch with nothing to learn."""
+    return x.sum() * 0.0
+
+
+def triplet_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 0.2,
+                 squared: bool = False) -> Tensor:
+    """Triplet loss (FaceNet, Schroff et al. 2015). anchor, positive, negative: (T, D) -> scalar.
+
+        L = mean over triplets of  max(0, d(a, p) - d(a, n) + margin)
+
+    It only asks for a ranking: the positive closer than the negative by the margin. With
+    ``squared=True`` d is the squared distance, as in FaceNet. Works directly on a miner's output:
+    ``triplet_loss(e[a], e[p], e[n])``. No triplets (T = 0) gives 0 with a gradient.
+    """
+    if not (anchor.shape == positive.shape == negative.shape):
+        raise ValueError(f"anchor, positive and negative must have the same shape (T, D), got "
+                         f"{tuple(anchor.shape)}, {tuple(positive.shape)}, {tuple(negative.shape)}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    d_ap = paired_distances(anchor, positive, squared=squared)      # (T,)
+    d_an = paired_distances(anchor, negative, squared=squared)      # (T,)
+    per_triplet = (d_ap - d_an + margin).clamp_min(0)
+    return per_triplet.sum() / max(len(per_triplet), 1)
+
+
+def batch_all_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 0.2,
+                           squared: bool = False) -> tuple[Tensor, Tensor]:
+    """Batch-all triplet loss (Hermans, Beyer & Leibe 2017). embeddings: (B, D), labels: (B,).
+
+    Takes every valid triplet of the batch and averages the loss over the *active* ones (loss > 0),
+    so that thousands of easy triplets do not dilute the few that still teach something.
+    Returns (loss, active fraction): the share of valid triplets with a positive loss.
+    """
+    check_labels(labels, len(embeddings) if isinstance(embeddings, Tensor) else None)
+    d = pairwise_distances(embeddings, squared=squared)               # (B, B)
+    _, neg = label_masks(labels)
+    a, p = positive_pairs(labels)                                    # (M,)
+    losses = (d[a, p][:, None] - d[a] + margin).clamp_min(0)         # (M, B): pair x negative
+    valid = neg[a]
+    active = valid & (losses > 1e-16)
+    n_valid, n_active = valid.sum(), active.sum()
+    if n_active == 0:
+        return _zero_with_grad(embeddings), embeddings.new_zeros(())
+    loss = (losses * active).sum() / n_active
+    return loss, n_active.float() / n_valid
+
+
+def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 0.2,
+                            soft: bool = False) -> Tensor:
+    """Batch-hard triplet loss (Hermans, Beyer & Leibe 2017). embeddings: (B, D), labels: (B,).
+
+    Each anchor uses its farthest positive and its closest negative. ``soft=True`` replaces the hinge
+    max(0, x + margin) by softplus(x) = log(1 + exp(x)), which never stops pulling and has no margin.
+    Anchors without a positive or a negative are left out; none left gives 0 with a gradient.
+    """
+    check_labels(labels, len(embeddings) if isinstance(embeddings, Tensor) else None)
+    d = pairwise_distances(embeddings)                                # (B, B)
+    pos, neg = label_masks(labels)
+    hardest_pos = torch.where(pos, d, torch.zeros_like(d)).amax(1)    # (B,) distances are >= 0
+    hardest_neg = torch.where(neg, d, torch.full_like(d, math.inf)).amin(1)
+    keep = pos.any(1) & neg.any(1)
+    if not keep.any():
+        return _zero_with_grad(embeddings)
+    x = hardest_pos[keep] - hardest_neg[keep]
+    per_anchor = torch.nn.functional.softplus(x) if soft else (x + margin).clamp_min(0)
+    return per_anchor.mean()

@@ -1,6 +1,128 @@
-"""Which pairs and triplets to train on. Miners look at a (B, B) distance matrix and return indices."""
+"""Which triplets to train on. Miners look at a (B, B) distance matrix and return index tensors.
+
+Every miner returns ``(anchor, positive, negative)``: three (T,) int64 tensors of row indices into
+the batch, ready for ``triplet_loss(e[a], e[p], e[n])``. Everything is a mask over the batch: no
+Python loop over samples. Building all triplets through the (M,) positive pairs and a (M, B) mask
+keeps memory at O(M * B) instead of the O(B^3) of a dense anchor x positive x negative cube.
+"""
 from __future__ import annotations
 
+import math
+
+import torch
+from torch import Tensor
+
+from ._checks import check_embeddings, check_labels
 from .distances import pairwise_distances
 
-__all__ = ["pairwise_distances"]
+__all__ = ["pairwise_distances", "label_masks", "positive_pairs", "all_triplets", "batch_hard_triplets",
+           "semi_hard_triplets", "distance_weighted_triplets"]
+
+Triplets = tuple[Tensor, Tensor, Tensor]
+
+
+def label_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
+    """(B,) labels -> positive mask (same label, not itself) and negative mask (other label), both (B, B)."""
+    check_labels(labels)
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    return same & ~eye, ~same
+
+
+def positive_pairs(labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Every ordered anchor-positive pair (a, p), a != p, same label. -> two (M,) tensors."""
+    pos, _ = label_masks(labels)
+    a, p = pos.nonzero(as_tuple=True)
+    return a, p
+
+
+def _expand(a: Tensor, p: Tensor, keep: Tensor) -> Triplets:
+    """(M,) pairs and an (M, B) mask of negatives to keep -> (T,) triplets."""
+    row, n = keep.nonzero(as_tuple=True)
+    return a[row], p[row], n
+
+
+def all_triplets(labels: Tensor) -> Triplets:
+    """Every valid triplet of the batch: same label for (a, p), a != p, another label for n.
+
+    There are O(B^3) of them, most of them easy (already satisfied): this is the pool that the
+    smarter miners below choose from.
+    """
+    _, neg = label_masks(labels)
+    a, p = positive_pairs(labels)
+    return _expand(a, p, neg[a])
+
+
+def _check(embeddings: Tensor, labels: Tensor) -> None:
+    check_embeddings(embeddings)
+    check_labels(labels, len(embeddings))
+
+
+def batch_hard_triplets(embeddings: Tensor, labels: Tensor) -> Triplets:
+    """For each anchor, its farthest positive and its closest negative (Hermans et al. 2017).
+
+    An anchor without a positive or without a negative in the batch is dropped. Ties go to the
+    lowest index.
+    """
+    _check(embeddings, labels)
+    d = pairwise_distances(embeddings.detach())                       # (B, B)
+    pos, neg = label_masks(labels)
+    hardest_pos = torch.where(pos, d, -math.inf).argmax(1)           # (B,)
+    hardest_neg = torch.where(neg, d, math.inf).argmin(1)            # (B,)
+    keep = pos.any(1) & neg.any(1)
+    anchors = keep.nonzero().flatten()
+    return anchors, hardest_pos[anchors], hardest_neg[anchors]
+
+
+def semi_hard_triplets(embeddings: Tensor, labels: Tensor, margin: float = 0.2) -> Triplets:
+    """Triplets whose negative is farther than the positive but still inside the margin:
+    d(a, p) < d(a, n) < d(a, p) + margin (FaceNet, Schroff et al. 2015).
+
+    They have a positive loss, yet are not so hard that they only teach noise.
+    """
+    _check(embeddings, labels)
+    d = pairwise_distances(embeddings.detach())                       # (B, B)
+    _, neg = label_masks(labels)
+    a, p = positive_pairs(labels)                                    # (M,)
+    d_ap, d_an = d[a, p][:, None], d[a]                              # (M, 1), (M, B)
+    return _expand(a, p, neg[a] & (d_an > d_ap) & (d_an < d_ap + margin))
+
+
+def _log_inverse_sphere_density(d: Tensor, dim: int) -> Tensor:
+    """log(1 / q(d)), q the density of the distance between two random points on the unit sphere in R^dim:
+    q(d) ∝ d^(dim-2) * (1 - d^2/4)^((dim-3)/2)   (Manmatha et al. 2017, eq. 2)."""
+    return -(dim - 2) * d.log() - (dim - 3) / 2 * (1 - d.pow(2) / 4).clamp_min(1e-8).log()
+
+
+def distance_weighted_triplets(embeddings: Tensor, labels: Tensor, cutoff: float = 0.5,
+                               nonzero_loss_cutoff: float = 1.4, generator: torch.Generator | None = None
+                               ) -> Triplets:
+    """One negative per anchor-positive pair, drawn with weight ∝ 1 / q(d) ("Sampling matters",
+    Manmatha et al. 2017).
+
+    On the unit sphere most random pairs sit near distance sqrt(2); weighting by the inverse density
+    spreads the chosen negatives over all distances instead of the crowded middle or only the
+    hardest. d is clipped below at ``cutoff`` (so near-duplicates do not dominate) and negatives at or
+    beyond ``nonzero_loss_cutoff`` get weight 0. A pair with no negative of positive weight is dropped.
+    Embeddings are unit-normalised first. ``generator`` must live on the embeddings' device.
+    """
+    _check(embeddings, labels)
+    dim = embeddings.shape[1]
+    if dim < 2:
+        raise ValueError(f"distance-weighted sampling needs D >= 2, got D={dim}")
+    x = torch.nn.functional.normalize(embeddings.detach().float(), dim=1)
+    d = pairwise_distances(x).clamp_min(cutoff)                       # (B, B)
+    _, neg = label_masks(labels)
+    log_w = _log_inverse_sphere_density(d, dim)
+    allowed = neg & (d < nonzero_loss_cutoff)
+    log_w = torch.where(allowed, log_w, -math.inf)
+    a, p = positive_pairs(labels)                                    # (M,)
+    rows = log_w[a]                                                  # (M, B)
+    ok = allowed[a].any(1)
+    a, p, rows = a[ok], p[ok], rows[ok]
+    if len(a) == 0:
+        empty = torch.empty(0, dtype=torch.long, device=embeddings.device)
+        return empty, empty, empty
+    weights = (rows - rows.max(1, keepdim=True).values).exp()       # stable softmax numerator
+    n = torch.multinomial(weights, 1, generator=generator).flatten()
+    return a, p, n
