@@ -27,7 +27,7 @@ from .runtime import data_dir
 
 __all__ = [
     "load_mnist", "download_mnist", "mnist_folder", "class_disjoint_split",
-    "TensorBatches", "PKSampler", "PairSampler",
+    "TensorBatches", "PKSampler", "PairSampler", "TripletSampler",
 ]
 
 _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -337,6 +337,35 @@ class PairSampler(_EpochSeeded):
             i, j = torch.cat([a_pos, a_neg]), torch.cat([b_pos, b_neg])
             same = torch.arange(self.batch_size) < self.n_pos
             yield i.to(ix.device), j.to(ix.device), same.to(ix.device)
+
+
+class TripletSampler(_EpochSeeded):
+    """Random triplets ``(a, p, n)``, index tensors (B,) each: an anchor, another sample of its class
+    and a sample of another class, all drawn uniformly ("offline", without looking at the network)."""
+
+    def __init__(self, labels: Tensor, batch_size: int, steps: int | None = None, seed: int = 0):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.index = _ClassIndex(labels)
+        self.eligible = torch.nonzero(self.index.count[self.index.class_of] >= 2).flatten()
+        if len(self.eligible) == 0 or len(self.index.classes) < 2:
+            raise ValueError("triplets need a class with two samples and at least two classes, got "
+                             f"classes {self.index.classes.tolist()} with counts {self.index.count.tolist()}")
+        self.batch_size, self.seed = batch_size, seed
+        self.steps = steps if steps is not None else max(1, len(labels) // batch_size)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        g, ix = self._next_generator(), self.index
+        n_classes = len(ix.classes)
+        for _ in range(self.steps):
+            a = self.eligible[torch.randint(len(self.eligible), (self.batch_size,), generator=g)]
+            p = ix.pick(ix.class_of[a], g, avoid_rank=ix.rank[a])
+            shift = torch.randint(1, n_classes, (self.batch_size,), generator=g)
+            n = ix.pick((ix.class_of[a] + shift) % n_classes, g)
+            yield a.to(ix.device), p.to(ix.device), n.to(ix.device)
 
 
 def _main(argv: Sequence[str] | None = None) -> int:

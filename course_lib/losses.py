@@ -45,7 +45,7 @@ def _zero_with_grad(x: Tensor) -> Tensor:
 
 
 def triplet_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 0.2,
-                 squared: bool = False) -> Tensor:
+                 squared: bool = False, reduction: str = "mean") -> Tensor:
     """Triplet loss (FaceNet, Schroff et al. 2015). anchor, positive, negative: (T, D) -> scalar.
 
         L = mean over triplets of  max(0, d(a, p) - d(a, n) + margin)
@@ -53,16 +53,19 @@ def triplet_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: flo
     It only asks for a ranking: the positive closer than the negative by the margin. With
     ``squared=True`` d is the squared distance, as in FaceNet. Works directly on a miner's output:
     ``triplet_loss(e[a], e[p], e[n])``. No triplets (T = 0) gives 0 with a gradient.
+    ``reduction="none"`` returns the (T,) loss of each triplet.
     """
     if not (anchor.shape == positive.shape == negative.shape):
         raise ValueError(f"anchor, positive and negative must have the same shape (T, D), got "
                          f"{tuple(anchor.shape)}, {tuple(positive.shape)}, {tuple(negative.shape)}")
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     d_ap = paired_distances(anchor, positive, squared=squared)      # (T,)
     d_an = paired_distances(anchor, negative, squared=squared)      # (T,)
-    per_triplet = (d_ap - d_an + margin).clamp_min(0)
-    return per_triplet.sum() / max(len(per_triplet), 1)
+    per_triplet = (d_ap - d_an + margin).clamp_min(0)                 # (T,)
+    return per_triplet.sum() / max(len(per_triplet), 1) if reduction == "mean" else per_triplet
 
 
 def batch_all_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 0.2,

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ._checks import check_embeddings, check_labels, check_same_device
 
-__all__ = ["precision_at_1", "recall_at_k", "map_at_r", "verification_roc", "roc_auc", "best_threshold"]
+__all__ = ["nearest_neighbours", "precision_at_1", "recall_at_k", "map_at_r", "verification_roc", "roc_auc", "best_threshold"]
 
 _CHUNK = 1024  # queries per block, so a (Q, N) distance matrix never has to fit in memory at once
 
@@ -37,6 +37,11 @@ def _neighbour_labels(queries: Tensor, labels: Tensor, reference: Tensor | None,
         if reference.shape[1] != queries.shape[1]:
             raise ValueError(f"embeddings have D={queries.shape[1]} but reference has D={reference.shape[1]}")
     check_same_device(queries, reference, labels, ref_labels)
+    for rows, idx in _neighbour_indices(queries, reference, k, self_search):
+        yield rows, ref_labels[idx]
+
+
+def _neighbour_indices(queries: Tensor, reference: Tensor, k: int, self_search: bool) -> Iterator[tuple[slice, Tensor]]:
     available = len(reference) - (1 if self_search else 0)
     if not 1 <= k <= available:
         raise ValueError(f"k={k} neighbours asked for, but each query has {available} candidates")
@@ -47,8 +52,20 @@ def _neighbour_labels(queries: Tensor, labels: Tensor, reference: Tensor | None,
         if self_search:
             i = torch.arange(len(q), device=q.device)
             d[i, i + start] = float("inf")                                   # a query is not its own neighbour
-        idx = d.topk(k, dim=1, largest=False).indices                       # (q, k), nearest first
-        yield rows, ref_labels[idx]
+        yield rows, d.topk(k, dim=1, largest=False).indices                 # (q, k), nearest first
+
+
+def nearest_neighbours(embeddings: Tensor, k: int, reference: Tensor | None = None) -> Tensor:
+    """Indices of the k nearest references of each query, nearest first. (Q, D) -> (Q, k).
+
+    Without ``reference`` the queries search among themselves and never find themselves.
+    """
+    check_embeddings(embeddings)
+    if reference is not None:
+        check_embeddings(reference, "reference")
+        check_same_device(embeddings, reference)
+    ref = embeddings if reference is None else reference
+    return torch.cat([idx for _, idx in _neighbour_indices(embeddings, ref, k, reference is None)])
 
 
 def precision_at_1(embeddings: Tensor, labels: Tensor, reference: Tensor | None = None,

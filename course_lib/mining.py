@@ -15,8 +15,9 @@ from torch import Tensor
 from ._checks import check_embeddings, check_labels
 from .distances import pairwise_distances
 
-__all__ = ["pairwise_distances", "label_masks", "positive_pairs", "all_triplets", "batch_hard_triplets",
-           "semi_hard_triplets", "distance_weighted_triplets"]
+__all__ = ["pairwise_distances", "label_masks", "positive_pairs", "count_triplets", "all_triplets",
+           "batch_hard_triplets", "semi_hard_triplets", "distance_weighted_triplets", "DIFFICULTY",
+           "triplet_difficulty"]
 
 Triplets = tuple[Tensor, Tensor, Tensor]
 
@@ -34,6 +35,24 @@ def positive_pairs(labels: Tensor) -> tuple[Tensor, Tensor]:
     pos, _ = label_masks(labels)
     a, p = pos.nonzero(as_tuple=True)
     return a, p
+
+
+def count_triplets(class_sizes: Tensor | list[int]) -> int:
+    """Number of valid triplets in a set with these class sizes: sum over classes of
+    n_c (n_c - 1) (N - n_c): an anchor, one of its n_c - 1 positives, one of the N - n_c negatives."""
+    n = torch.as_tensor(class_sizes, dtype=torch.float64)
+    return int((n * (n - 1) * (n.sum() - n)).sum().item())
+
+
+DIFFICULTY = ("hard", "semi-hard", "easy")
+
+
+def triplet_difficulty(d_ap: Tensor, d_an: Tensor, margin: float) -> Tensor:
+    """0 = hard (d_an < d_ap), 1 = semi-hard (d_ap <= d_an < d_ap + margin), 2 = easy (loss 0).
+
+    Names in ``DIFFICULTY``. Hard and semi-hard triplets have a positive loss; easy ones teach nothing.
+    """
+    return torch.where(d_an < d_ap, 0, torch.where(d_an < d_ap + margin, 1, 2))
 
 
 def _expand(a: Tensor, p: Tensor, keep: Tensor) -> Triplets:

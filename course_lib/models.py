@@ -13,14 +13,16 @@ class EmbeddingNet(nn.Module):
 
     Two conv blocks and two linear layers, in the spirit of the MNIST Siamese networks of Hadsell
     et al. 2006. A Siamese network is this one module applied to both images of a pair: the
-    weights are shared because they are the same weights.
+    weights are shared because they are the same weights. ``normalize=True`` puts every embedding
+    on the unit sphere (FaceNet, Schroff et al. 2015), so that distances lie in [0, 2] and a margin
+    means the same thing throughout training.
     """
 
-    def __init__(self, embedding_dim: int = 2, width: int = 32):
+    def __init__(self, embedding_dim: int = 2, width: int = 32, normalize: bool = False):
         super().__init__()
         if embedding_dim < 1:
             raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
-        self.embedding_dim = embedding_dim
+        self.embedding_dim, self.normalize = embedding_dim, normalize
         self.features = nn.Sequential(
             nn.Conv2d(1, width, 5), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),              # (B, w, 12, 12)
             nn.Conv2d(width, 2 * width, 5), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),  # (B, 2w, 4, 4)
@@ -31,4 +33,5 @@ class EmbeddingNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
             raise ValueError(f"EmbeddingNet expects images of shape (B, 1, 28, 28), got {tuple(x.shape)}")
-        return self.head(self.features((x - MNIST_MEAN) / MNIST_STD))  # (B, D)
+        e = self.head(self.features((x - MNIST_MEAN) / MNIST_STD))  # (B, D)
+        return nn.functional.normalize(e, dim=1) if self.normalize else e

@@ -147,3 +147,16 @@ def test_roc_needs_both_kinds_of_pairs():
         verification_roc(torch.rand(4), torch.ones(4, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"\(B,\)"):
         verification_roc(torch.rand(4), torch.ones(3, dtype=torch.bool))
+
+
+def test_nearest_neighbours_match_sorting():
+    from course_lib.metrics import nearest_neighbours
+    g = torch.Generator().manual_seed(5)
+    q, r = torch.randn(7, 3, generator=g), torch.randn(12, 3, generator=g)
+    got = nearest_neighbours(q, 4, r)
+    expected = [sorted(range(12), key=lambda j: float((q[i] - r[j]).norm()))[:4] for i in range(7)]
+    assert got.tolist() == expected
+    own = nearest_neighbours(q, 6)
+    assert all(i not in row for i, row in enumerate(own.tolist()))
+    with pytest.raises(ValueError, match="k=7"):
+        nearest_neighbours(q, 7)

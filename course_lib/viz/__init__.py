@@ -1,14 +1,20 @@
 """Figures and widgets. Each interactive view has a static matplotlib twin (``*_static``)."""
-from .curves import plot_history, plot_history_static, plot_roc, plot_roc_static, smooth
+from .curves import (plot_history, plot_history_static, plot_metric_comparison, plot_metric_comparison_static,
+                     plot_roc, plot_roc_static, smooth)
 from .embeddings import embedding_explorer, plot_embedding_static, plot_snapshots_static, project_2d
-from .images import show_images, show_pairs
-from .losses import contrastive_curves, contrastive_loss_explorer, plot_contrastive_loss_static
+from .images import show_images, show_pairs, show_retrieval
+from .losses import (contrastive_curves, contrastive_loss_explorer, loss_landscapes, plot_contrastive_loss_static,
+                     plot_triplet_vs_contrastive_static, triplet_margin_explorer)
+from .mining import anchor_view, difficulty_explorer, plot_difficulty_static
 from .style import FONT_SIZE, PALETTE, image_png, plotly_layout
 
 __all__ = [
-    "plot_history", "plot_history_static", "plot_roc", "plot_roc_static", "smooth",
+    "plot_history", "plot_history_static", "plot_metric_comparison", "plot_metric_comparison_static",
+    "plot_roc", "plot_roc_static", "smooth",
     "embedding_explorer", "plot_embedding_static", "plot_snapshots_static", "project_2d",
-    "contrastive_curves", "contrastive_loss_explorer", "plot_contrastive_loss_static",
-    "show_images", "show_pairs",
+    "show_images", "show_pairs", "show_retrieval",
+    "contrastive_curves", "contrastive_loss_explorer", "loss_landscapes", "plot_contrastive_loss_static",
+    "plot_triplet_vs_contrastive_static", "triplet_margin_explorer",
+    "anchor_view", "difficulty_explorer", "plot_difficulty_static",
     "FONT_SIZE", "PALETTE", "image_png", "plotly_layout",
 ]

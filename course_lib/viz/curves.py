@@ -6,7 +6,8 @@ from torch import Tensor
 
 from .style import FONT_SIZE, PALETTE, plotly_layout
 
-__all__ = ["smooth", "plot_history", "plot_history_static", "plot_roc", "plot_roc_static"]
+__all__ = ["smooth", "plot_history", "plot_history_static", "plot_roc", "plot_roc_static", "plot_metric_comparison",
+           "plot_metric_comparison_static"]
 
 
 def smooth(values, weight: float = 0.9) -> np.ndarray:
@@ -108,5 +109,35 @@ def plot_roc_static(fpr, tpr, thresholds=None, chosen: float | None = None, auc:
     ax.set(xlabel="false accept rate", ylabel="true accept rate", xlim=(0, 1), ylim=(0, 1.02),
            title=title + (f" (AUC = {auc:.3f})" if auc is not None else ""))
     ax.legend(fontsize=FONT_SIZE - 4, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_comparison(histories: dict, metric: str, title: str | None = None):
+    """One line per training run: ``metric`` after every epoch. histories: {name: History}."""
+    import plotly.graph_objects as go
+
+    if not histories:
+        raise ValueError("give at least one {name: history}")
+    fig = go.Figure(layout=plotly_layout(title=title or metric, width=760, height=440,
+                                         xaxis=dict(title="epoch", dtick=1), yaxis=dict(title=metric)))
+    for k, (name, h) in enumerate(histories.items()):
+        values = h.epoch_values(metric)
+        if not values:
+            raise ValueError(f"run {name!r} has no per-epoch {metric!r}: pass evaluate=... to fit")
+        fig.add_scatter(x=[e["epoch"] for e in h.epochs if metric in e], y=values, mode="lines+markers", name=name,
+                        line=dict(width=3, color=PALETTE[k % len(PALETTE)]), marker=dict(size=9))
+    return fig
+
+
+def plot_metric_comparison_static(histories: dict, metric: str, title: str | None = None):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.4))
+    for k, (name, h) in enumerate(histories.items()):
+        ax.plot([e["epoch"] for e in h.epochs if metric in e], h.epoch_values(metric), "o-", lw=2.5,
+                color=PALETTE[k % len(PALETTE)], label=name)
+    ax.set(xlabel="epoch", ylabel=metric, title=title or metric)
+    ax.legend(fontsize=FONT_SIZE - 4)
     fig.tight_layout()
     return fig

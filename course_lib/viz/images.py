@@ -8,7 +8,7 @@ from torch import Tensor
 
 from .style import FONT_SIZE, PALETTE
 
-__all__ = ["show_images", "show_pairs"]
+__all__ = ["show_images", "show_pairs", "show_retrieval"]
 
 
 def _gray(image) -> np.ndarray:
@@ -68,5 +68,35 @@ def show_pairs(first: Tensor, second: Tensor, same: Tensor, distances: Tensor | 
         axes[1, k].set_xlabel(caption, fontsize=FONT_SIZE - 3)
     if title:
         fig.suptitle(title + "  (green frame: same class, orange: different)", fontsize=FONT_SIZE)
+    fig.tight_layout()
+    return fig
+
+
+def show_retrieval(query_images: Tensor, query_labels: Tensor, gallery_images: Tensor, gallery_labels: Tensor,
+                   neighbours: Tensor, title: str | None = None):
+    """One row per query: the query, then its k nearest gallery images, framed green when they share
+    the query's label and orange otherwise. neighbours: (Q, k) gallery indices, nearest first."""
+    import matplotlib.pyplot as plt
+
+    q, k = neighbours.shape
+    if len(query_images) != q or len(query_labels) != q:
+        raise ValueError(f"neighbours has {q} rows but there are {len(query_images)} query images")
+    fig, axes = plt.subplots(q, k + 1, figsize=(1.25 * (k + 1), 1.35 * q), squeeze=False)
+    for r in range(q):
+        axes[r, 0].imshow(_gray(query_images[r]), cmap="gray_r", vmin=0, vmax=1)
+        axes[r, 0].set_ylabel(f"query {int(query_labels[r])}", fontsize=FONT_SIZE - 4)
+        for c in range(k):
+            j = int(neighbours[r, c])
+            ax = axes[r, c + 1]
+            ax.imshow(_gray(gallery_images[j]), cmap="gray_r", vmin=0, vmax=1)
+            hit = int(gallery_labels[j]) == int(query_labels[r])
+            for spine in ax.spines.values():
+                spine.set(color=PALETTE[2] if hit else PALETTE[3], linewidth=4)
+            if r == 0:
+                ax.set_title(f"#{c + 1}", fontsize=FONT_SIZE - 4)
+        for ax in axes[r]:
+            ax.set_xticks([]), ax.set_yticks([])
+    if title:
+        fig.suptitle(title + "  (green: same digit as the query, orange: another digit)", fontsize=FONT_SIZE - 2)
     fig.tight_layout()
     return fig

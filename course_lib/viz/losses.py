@@ -7,7 +7,8 @@ import torch
 from ..losses import contrastive_loss
 from .style import FONT_SIZE, PALETTE, plotly_layout
 
-__all__ = ["contrastive_curves", "contrastive_loss_explorer", "plot_contrastive_loss_static"]
+__all__ = ["contrastive_curves", "contrastive_loss_explorer", "plot_contrastive_loss_static", "loss_landscapes",
+           "triplet_margin_explorer", "plot_triplet_vs_contrastive_static"]
 
 
 def contrastive_curves(margin: float, d_max: float = 2.5, n: int = 201) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -62,4 +63,65 @@ def plot_contrastive_loss_static(margins=(0.5, 1.0, 2.0), d_max: float = 2.5):
     ax.set(xlabel="distance d", ylabel="loss", ylim=(0, 1.6), title="Contrastive loss of one pair")
     ax.legend(fontsize=FONT_SIZE - 4)
     fig.tight_layout()
+    return fig
+
+
+def loss_landscapes(margin: float, d_max: float = 2.0, n: int = 81) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Loss of one (anchor, positive, negative) over a grid of d(a, p) (columns) and d(a, n) (rows):
+    contrastive (the pair (a, p) plus the pair (a, n)) and triplet. -> d, contrastive (n, n), triplet (n, n)."""
+    from ..losses import triplet_loss
+    d = torch.linspace(0, d_max, n, dtype=torch.float64)
+    d_ap, d_an = d[None, :].expand(n, n).reshape(-1), d[:, None].expand(n, n).reshape(-1)
+    zero = torch.zeros(n * n, 1, dtype=torch.float64)
+    positive, negative = d_ap[:, None], -d_an[:, None]                   # 1-D points at those distances from 0
+    pos = contrastive_loss(zero, positive, torch.ones(n * n, dtype=torch.bool), margin, reduction="none")
+    neg = contrastive_loss(zero, negative, torch.zeros(n * n, dtype=torch.bool), margin, reduction="none")
+    trip = triplet_loss(zero, positive, negative, margin, reduction="none")
+    return d.numpy(), (pos + neg).reshape(n, n).numpy(), trip.reshape(n, n).numpy()
+
+
+def triplet_margin_explorer(margin: float = 0.5, d_max: float = 2.0):
+    """Contrastive and triplet loss of one triplet over (d(a, p), d(a, n)), with a margin slider.
+
+    Contrastive is zero only in one corner (positive at distance 0, negative beyond m); triplet is zero
+    on a whole half-plane: any d(a, n) >= d(a, p) + m will do. That is "only asks for a ranking".
+    """
+    import ipywidgets as W
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    d, con, tri = loss_landscapes(margin, d_max)
+    fig = go.FigureWidget(make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                                        subplot_titles=("contrastive: both pairs", "triplet: the ranking")))
+    for col, z in ((1, con), (2, tri)):
+        fig.add_heatmap(x=d, y=d, z=z, zmin=0, zmax=2.0, colorscale="Viridis", row=1, col=col,
+                        showscale=col == 2, colorbar=dict(title="loss"),
+                        hovertemplate="d(a,p) %{x:.2f}<br>d(a,n) %{y:.2f}<br>loss %{z:.3f}<extra></extra>")
+        fig.add_contour(x=d, y=d, z=z, contours=dict(start=0, end=0.001, size=0.001, coloring="none"),
+                        line=dict(color="white", width=3), showscale=False, hoverinfo="skip", row=1, col=col)
+    fig.update_xaxes(title_text="d(anchor, positive)")
+    fig.update_yaxes(title_text="d(anchor, negative)")
+    fig.update_layout(**plotly_layout(width=980, height=460, title="Where is the loss zero? (white line: edge of zero loss)"))
+    slider = W.FloatSlider(value=margin, min=0.1, max=1.5, step=0.05, description="margin m",
+                           style={"description_width": "80px"}, layout=W.Layout(width="480px"))
+
+    def update(_=None):
+        _, c, t = loss_landscapes(slider.value, d_max)
+        with fig.batch_update():
+            fig.data[0].z, fig.data[1].z, fig.data[2].z, fig.data[3].z = c, c, t, t
+
+    slider.observe(update, names="value")
+    return W.VBox([slider, fig])
+
+
+def plot_triplet_vs_contrastive_static(margin: float = 0.5, d_max: float = 2.0):
+    import matplotlib.pyplot as plt
+
+    d, con, tri = loss_landscapes(margin, d_max)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    for ax, z, name in zip(axes, (con, tri), ("contrastive: both pairs", "triplet: the ranking")):
+        im = ax.pcolormesh(d, d, z, vmin=0, vmax=2.0, cmap="viridis", shading="auto")
+        ax.contour(d, d, z, levels=[1e-3], colors="white", linewidths=3)
+        ax.set(xlabel="d(anchor, positive)", ylabel="d(anchor, negative)", title=f"{name}, m = {margin}")
+    fig.colorbar(im, ax=axes, label="loss")
     return fig

@@ -1,0 +1,120 @@
+"""Seeing how hard triplets are: every positive and negative of one anchor on a distance axis."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..mining import DIFFICULTY, pairwise_distances, triplet_difficulty
+from .style import FONT_SIZE, PALETTE, image_png, plotly_layout
+
+__all__ = ["anchor_view", "difficulty_explorer", "plot_difficulty_static"]
+
+COLOURS = {"positive": PALETTE[0], "hard": PALETTE[3], "semi-hard": PALETTE[1], "easy": PALETTE[9]}
+
+
+def anchor_view(embeddings: Tensor, labels: Tensor, anchor: int, positive: int | None = None) -> dict:
+    """Distances from one anchor: to every positive and negative, and the chosen positive
+    (default: the farthest one, as batch-hard would choose)."""
+    d = pairwise_distances(embeddings.detach().float())[anchor].cpu()    # (B,)
+    y = labels.cpu()
+    pos = torch.nonzero((y == y[anchor]) & (torch.arange(len(y)) != anchor)).flatten()
+    neg = torch.nonzero(y != y[anchor]).flatten()
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError(f"anchor {anchor} has {len(pos)} positives and {len(neg)} negatives in this batch: "
+                         "pick an anchor whose class appears at least twice (use a P x K batch)")
+    if positive is None:
+        positive = int(pos[d[pos].argmax()])
+    elif positive not in pos.tolist():
+        raise ValueError(f"{positive} is not a positive of anchor {anchor}; positives are {pos.tolist()}")
+    return dict(d=d, pos=pos, neg=neg, positive=positive, d_ap=float(d[positive]))
+
+
+def _negative_groups(view: dict, margin: float) -> dict[str, Tensor]:
+    kind = triplet_difficulty(torch.full((len(view["neg"]),), view["d_ap"]), view["d"][view["neg"]], margin)
+    return {name: view["neg"][kind == k] for k, name in enumerate(DIFFICULTY)}
+
+
+def difficulty_explorer(embeddings: Tensor, labels: Tensor, images: Tensor | None = None, margin: float = 0.2):
+    """Pick an anchor (and a positive): see all its positives (top row) and negatives (bottom row) by
+    distance, negatives coloured hard / semi-hard / easy relative to d(a, p) and the margin."""
+    import ipywidgets as W
+    import plotly.graph_objects as go
+
+    y = labels.cpu()
+    anchors = [i for i in range(len(y)) if (y == y[i]).sum() > 1 and (y != y[i]).any()]
+    if not anchors:
+        raise ValueError("no anchor has both a positive and a negative in this batch: use a P x K batch")
+    rng = np.random.default_rng(0)
+    jitter = rng.uniform(-0.18, 0.18, len(y))
+    fig = go.FigureWidget(layout=plotly_layout(
+        width=900, height=380, xaxis=dict(title="distance from the anchor", rangemode="tozero"),
+        yaxis=dict(tickvals=[0, 1], ticktext=["negatives", "positives"], range=[-0.6, 1.6])))
+    for name in ("positive", *DIFFICULTY):
+        fig.add_scatter(x=[], y=[], mode="markers", name=name, customdata=[],
+                        marker=dict(size=12, color=COLOURS[name], line=dict(width=1, color="white")),
+                        hovertemplate="sample %{customdata}<br>d = %{x:.3f}<extra>" + name + "</extra>")
+    fig.add_vline(x=0, line=dict(color=PALETTE[0], width=3))
+    fig.add_vrect(x0=0, x1=margin, fillcolor=PALETTE[1], opacity=0.15, line_width=0)
+    anchor_box = W.Dropdown(options=anchors, value=anchors[0], description="anchor", layout=W.Layout(width="200px"))
+    positive_box = W.Dropdown(description="positive", layout=W.Layout(width="220px"))
+    margin_box = W.FloatSlider(value=margin, min=0.05, max=1.0, step=0.05, description="margin",
+                               layout=W.Layout(width="360px"))
+    picture = W.Image(format="png", width=112, height=112)
+    counts = W.HTML()
+
+    def redraw(_=None):
+        v = anchor_view(embeddings, labels, anchor_box.value, positive_box.value)
+        groups = _negative_groups(v, margin_box.value)
+        with fig.batch_update():
+            fig.data[0].x, fig.data[0].y, fig.data[0].customdata = v["d"][v["pos"]].numpy(), 1 + jitter[v["pos"].numpy()], v["pos"].numpy()
+            for trace, name in zip(fig.data[1:], DIFFICULTY):
+                idx = groups[name]
+                trace.x, trace.y, trace.customdata = v["d"][idx].numpy(), jitter[idx.numpy()], idx.numpy()
+            fig.layout.shapes[0].x0 = fig.layout.shapes[0].x1 = v["d_ap"]
+            fig.layout.shapes[1].x0, fig.layout.shapes[1].x1 = v["d_ap"], v["d_ap"] + margin_box.value
+            fig.layout.title.text = (f"anchor {anchor_box.value} (class {int(y[anchor_box.value])}), "
+                                     f"positive {v['positive']}: d(a, p) = {v['d_ap']:.3f}")
+        if images is not None:
+            picture.value = image_png(images[anchor_box.value])
+        counts.value = (f"<span style='font-size:{FONT_SIZE}px'>" + "<br>".join(
+            f"<b style='color:{COLOURS[n]}'>{n}</b>: {len(groups[n])}" for n in DIFFICULTY) + "</span>")
+
+    def new_anchor(_=None):
+        v = anchor_view(embeddings, labels, anchor_box.value)
+        positive_box.unobserve(redraw, names="value")
+        positive_box.options = v["pos"].tolist()
+        positive_box.value = v["positive"]
+        positive_box.observe(redraw, names="value")
+        redraw()
+
+    anchor_box.observe(new_anchor, names="value")
+    positive_box.observe(redraw, names="value")
+    margin_box.observe(redraw, names="value")
+    new_anchor()
+    side = W.VBox([picture, counts], layout=W.Layout(padding="40px 0 0 10px"))
+    return W.VBox([W.HBox([anchor_box, positive_box, margin_box]), W.HBox([fig, side])])
+
+
+def plot_difficulty_static(embeddings: Tensor, labels: Tensor, anchor: int, margin: float = 0.2,
+                           positive: int | None = None):
+    """Matplotlib twin of :func:`difficulty_explorer` for one anchor."""
+    import matplotlib.pyplot as plt
+
+    v = anchor_view(embeddings, labels, anchor, positive)
+    groups = _negative_groups(v, margin)
+    rng = np.random.default_rng(0)
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    ax.axvspan(v["d_ap"], v["d_ap"] + margin, color=PALETTE[1], alpha=0.15, label="margin band")
+    ax.axvline(v["d_ap"], color=PALETTE[0], lw=3)
+    ax.scatter(v["d"][v["pos"]], 1 + rng.uniform(-0.18, 0.18, len(v["pos"])), s=60, color=COLOURS["positive"],
+               label="positive")
+    for name in DIFFICULTY:
+        idx = groups[name]
+        ax.scatter(v["d"][idx], rng.uniform(-0.18, 0.18, len(idx)), s=60, color=COLOURS[name],
+                   label=f"{name} ({len(idx)})")
+    ax.set(yticks=[0, 1], yticklabels=["negatives", "positives"], xlabel="distance from the anchor",
+           title=f"anchor {anchor}: d(a, p) = {v['d_ap']:.3f}, margin {margin}", ylim=(-0.6, 1.6))
+    ax.legend(loc="upper left", bbox_to_anchor=(1, 1), fontsize=FONT_SIZE - 4)
+    fig.tight_layout()
+    return fig
