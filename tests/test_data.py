@@ -184,3 +184,23 @@ def test_pair_sampler_edge_cases():
         PairSampler(torch.arange(5), batch_size=4, positive_fraction=1.5)
     with pytest.raises(ValueError, match="integer class ids"):
         PairSampler(torch.zeros(5), batch_size=4)
+
+
+def test_triplet_sampler_draws_valid_triplets():
+    from course_lib.data import TripletSampler
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (100,), generator=g)
+    labels[0] = 7                                      # a singleton class: only ever a negative
+    sampler = TripletSampler(labels, batch_size=32, steps=10, seed=3)
+    seen_anchor_classes = set()
+    for a, p, n in sampler:
+        assert a.shape == p.shape == n.shape == (32,)
+        assert torch.equal(labels[a], labels[p]) and not torch.any(a == p) and torch.all(labels[a] != labels[n])
+        seen_anchor_classes |= set(labels[a].tolist())
+    assert 7 not in seen_anchor_classes and len(seen_anchor_classes) == 4
+    sampler.set_epoch(0)
+    first = next(iter(sampler))
+    sampler.set_epoch(0)
+    assert all(torch.equal(u, v) for u, v in zip(first, next(iter(sampler))))
+    with pytest.raises(ValueError, match="two classes"):
+        TripletSampler(torch.zeros(5, dtype=torch.long), batch_size=4)

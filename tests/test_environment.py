@@ -59,4 +59,5 @@ def test_notebook_committed_without_outputs(path):
 
 
 def test_there_are_notebooks():
-    assert {"00_start_here.ipynb", "01_siamese_mnist.ipynb"} <= {p.name for p in NOTEBOOKS}
+    assert {"00_start_here.ipynb", "01_siamese_mnist.ipynb", "02_triplet_loss.ipynb",
+            "03_hard_mining.ipynb"} <= {p.name for p in NOTEBOOKS}

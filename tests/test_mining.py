@@ -149,3 +149,24 @@ def test_distance_weighted_spreads_negative_distances():
     assert (n == hardest_neg[a]).float().mean() < 0.3                        # ... but not only the closest
     assert (chosen < 1.4).all() and (chosen >= 0).all()
     assert len(a) == len(torch.nonzero(label_masks(labels)[0]))              # one negative per positive pair
+
+
+def test_count_triplets_matches_listing():
+    from course_lib.mining import count_triplets
+    for seed in range(3):
+        _, labels = random_batch(seed, b=25, classes=5)
+        assert count_triplets(labels.bincount()) == len(all_triplets(labels)[0]) == len(naive_triplets(labels))
+    assert count_triplets([1, 1]) == 0 and count_triplets([3]) == 0
+
+
+def test_triplet_difficulty_boundaries():
+    from course_lib.mining import DIFFICULTY, triplet_difficulty
+    d_ap = torch.full((5,), 1.0)
+    d_an = torch.tensor([0.5, 1.0, 1.1, 1.2, 2.0])
+    kinds = triplet_difficulty(d_ap, d_an, margin=0.2)
+    assert [DIFFICULTY[k] for k in kinds.tolist()] == ["hard", "semi-hard", "semi-hard", "easy", "easy"]
+    # semi-hard miner agrees with the labels (strictly farther than the positive)
+    e = torch.tensor([[0.0], [1.0], [1.1], [3.0], [0.5]])
+    y = torch.tensor([0, 0, 1, 1, 1])
+    a, p, n = semi_hard_triplets(e, y, margin=0.2)
+    assert set(zip(a.tolist(), p.tolist(), n.tolist())) == {(0, 1, 2), (3, 2, 1)}

@@ -18,3 +18,9 @@ def test_embedding_net_rejects_wrong_images():
         EmbeddingNet()(torch.rand(4, 28, 28))
     with pytest.raises(ValueError, match="embedding_dim"):
         EmbeddingNet(embedding_dim=0)
+
+
+def test_embedding_net_normalize_puts_embeddings_on_the_unit_sphere():
+    net = EmbeddingNet(embedding_dim=16, normalize=True)
+    e = net(torch.rand(5, 1, 28, 28))
+    torch.testing.assert_close(e.norm(dim=1), torch.ones(5))

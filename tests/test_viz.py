@@ -133,3 +133,60 @@ def test_umap_projection_of_snapshots_is_aligned_and_seeded():
     # clusters stay clusters: each point's nearest neighbour in 2-D has its label
     d = np.linalg.norm(first[:, None] - first[None], axis=-1) + np.eye(60) * 1e9
     assert (labels.numpy()[d.argmin(1)] == labels.numpy()).mean() > 0.95
+
+
+def test_difficulty_explorer_and_static():
+    from course_lib.mining import pairwise_distances
+    from course_lib.viz import anchor_view, difficulty_explorer, plot_difficulty_static
+    g = torch.Generator().manual_seed(0)
+    e, y = torch.randn(24, 4, generator=g), torch.arange(24) % 4
+    w = difficulty_explorer(e, y, torch.rand(24, 1, 28, 28), margin=0.3)
+    anchor_box, positive_box, margin_box = w.children[0].children
+    fig = w.children[1].children[0]
+    d = pairwise_distances(e)
+    for anchor, margin in ((0, 0.3), (5, 1.0)):
+        anchor_box.value, margin_box.value = anchor, margin
+        v = anchor_view(e, y, anchor)
+        assert positive_box.value == v["positive"] == int(torch.where(y == y[anchor], d[anchor], -1).argmax())
+        negatives = [i for i in range(24) if y[i] != y[anchor]]
+        hard = {i for i in negatives if d[anchor, i] < v["d_ap"]}
+        semi = {i for i in negatives if v["d_ap"] <= d[anchor, i] < v["d_ap"] + margin}
+        assert set(fig.data[1].customdata) == hard and set(fig.data[2].customdata) == semi
+        assert len(fig.data[0].x) == 5 and sum(len(t.x) for t in fig.data[1:]) == 18
+    with pytest.raises(ValueError, match="not a positive"):
+        anchor_view(e, y, 0, positive=1)
+    with pytest.raises(ValueError, match="0 positives"):
+        anchor_view(e, torch.arange(24), 0)
+    assert plot_difficulty_static(e, y, anchor=0).axes
+
+
+def test_triplet_landscape_and_widget():
+    from course_lib.viz import loss_landscapes, plot_triplet_vs_contrastive_static, triplet_margin_explorer
+    d, con, tri = loss_landscapes(margin=0.5, n=5)                  # d = 0, 0.5, 1, 1.5, 2
+    ap, an = np.meshgrid(d, d)                                       # columns: d(a,p), rows: d(a,n)
+    np.testing.assert_allclose(tri, np.clip(ap - an + 0.5, 0, None))
+    np.testing.assert_allclose(con, 0.5 * ap ** 2 + 0.5 * np.clip(0.5 - an, 0, None) ** 2)
+    slider, fig = triplet_margin_explorer(margin=0.5).children
+    slider.value = 1.0
+    np.testing.assert_allclose(fig.data[2].z, loss_landscapes(1.0)[2])
+    assert plot_triplet_vs_contrastive_static().axes
+
+
+def test_retrieval_grid_and_comparisons(history):
+    from course_lib.viz import (plot_metric_comparison, plot_metric_comparison_static, plot_step_comparison,
+                                plot_step_comparison_static, show_retrieval)
+    imgs, labels = torch.rand(6, 1, 28, 28), torch.tensor([0, 0, 1, 1, 2, 2])
+    fig = show_retrieval(imgs[:2], labels[:2], imgs, labels, torch.tensor([[1, 2], [0, 3]]))
+    assert len(fig.axes) == 6
+    with pytest.raises(ValueError, match="2 rows"):
+        show_retrieval(imgs[:3], labels[:3], imgs, labels, torch.tensor([[1, 2], [0, 3]]))
+    comparison = plot_metric_comparison({"a": history, "b": history}, "p@1")
+    assert [t.name for t in comparison.data] == ["a", "b"] and list(comparison.data[0].y) == [0.6, 0.9]
+    steps = plot_step_comparison({"a": history}, "loss", weight=0.0)
+    np.testing.assert_allclose(steps.data[0].y, history.step_values("loss"))
+    with pytest.raises(ValueError, match="no per-step 'active'"):
+        plot_step_comparison({"a": history}, "active")
+    with pytest.raises(ValueError, match="no per-epoch 'MAP'"):
+        plot_metric_comparison({"a": history}, "MAP")
+    assert plot_metric_comparison_static({"a": history}, "p@1").axes
+    assert plot_step_comparison_static({"a": history}, "loss").axes

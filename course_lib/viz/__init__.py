@@ -1,6 +1,6 @@
 """Figures and widgets. Each interactive view has a static matplotlib twin (``*_static``)."""
 from .curves import (plot_history, plot_history_static, plot_metric_comparison, plot_metric_comparison_static,
-                     plot_roc, plot_roc_static, smooth)
+                     plot_roc, plot_roc_static, plot_step_comparison, plot_step_comparison_static, smooth)
 from .embeddings import embedding_explorer, plot_embedding_static, plot_snapshots_static, project_2d
 from .images import show_images, show_pairs, show_retrieval
 from .losses import (contrastive_curves, contrastive_loss_explorer, loss_landscapes, plot_contrastive_loss_static,
@@ -10,7 +10,7 @@ from .style import FONT_SIZE, PALETTE, image_png, plotly_layout
 
 __all__ = [
     "plot_history", "plot_history_static", "plot_metric_comparison", "plot_metric_comparison_static",
-    "plot_roc", "plot_roc_static", "smooth",
+    "plot_roc", "plot_roc_static", "plot_step_comparison", "plot_step_comparison_static", "smooth",
     "embedding_explorer", "plot_embedding_static", "plot_snapshots_static", "project_2d",
     "show_images", "show_pairs", "show_retrieval",
     "contrastive_curves", "contrastive_loss_explorer", "loss_landscapes", "plot_contrastive_loss_static",

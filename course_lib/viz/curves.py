@@ -7,7 +7,7 @@ from torch import Tensor
 from .style import FONT_SIZE, PALETTE, plotly_layout
 
 __all__ = ["smooth", "plot_history", "plot_history_static", "plot_roc", "plot_roc_static", "plot_metric_comparison",
-           "plot_metric_comparison_static"]
+           "plot_metric_comparison_static", "plot_step_comparison", "plot_step_comparison_static"]
 
 
 def smooth(values, weight: float = 0.9) -> np.ndarray:
@@ -138,6 +138,36 @@ def plot_metric_comparison_static(histories: dict, metric: str, title: str | Non
         ax.plot([e["epoch"] for e in h.epochs if metric in e], h.epoch_values(metric), "o-", lw=2.5,
                 color=PALETTE[k % len(PALETTE)], label=name)
     ax.set(xlabel="epoch", ylabel=metric, title=title or metric)
+    ax.legend(fontsize=FONT_SIZE - 4)
+    fig.tight_layout()
+    return fig
+
+
+def plot_step_comparison(histories: dict, name: str, title: str | None = None, weight: float = 0.9,
+                         log_y: bool = False):
+    """One smoothed line per run of a per-step value (loss, share of active triplets, ...)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(layout=plotly_layout(title=title or name, width=760, height=440, xaxis=dict(title="step"),
+                                         yaxis=dict(title=name, type="log" if log_y else "linear")))
+    for k, (run, h) in enumerate(histories.items()):
+        values = h.step_values(name)
+        if not values:
+            raise ValueError(f"run {run!r} recorded no per-step {name!r}: return it from the step function")
+        fig.add_scatter(x=list(range(1, len(values) + 1)), y=smooth(values, weight), mode="lines", name=run,
+                        line=dict(width=3, color=PALETTE[k % len(PALETTE)]))
+    return fig
+
+
+def plot_step_comparison_static(histories: dict, name: str, title: str | None = None, weight: float = 0.9,
+                                log_y: bool = False):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.4))
+    for k, (run, h) in enumerate(histories.items()):
+        values = h.step_values(name)
+        ax.plot(range(1, len(values) + 1), smooth(values, weight), lw=2.5, color=PALETTE[k % len(PALETTE)], label=run)
+    ax.set(xlabel="step", ylabel=name, title=title or name, yscale="log" if log_y else "linear")
     ax.legend(fontsize=FONT_SIZE - 4)
     fig.tight_layout()
     return fig
