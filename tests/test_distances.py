@@ -55,3 +55,15 @@ def test_pairwise_rejects_bad_input(bad):
 def test_paired_rejects_shape_mismatch():
     with pytest.raises(ValueError, match="same shape"):
         paired_distances(torch.randn(3, 2), torch.randn(4, 2))
+
+
+def test_distances_stay_float32_under_mixed_precision():
+    g = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.normalize(torch.randn(64, 32, generator=g), dim=1)
+    x[1] = x[0] + 1e-3                                             # a near-duplicate: the hard case
+    exact = torch.cdist(x.double(), x.double())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        d = pairwise_distances(x)
+        pd = paired_distances(x.bfloat16(), x.flip(0).bfloat16())
+    assert d.dtype == torch.float32 and pd.dtype == torch.float32
+    torch.testing.assert_close(d.double(), exact, atol=1e-4, rtol=1e-4)
