@@ -201,7 +201,11 @@ class _EpochSeeded:
     """Shared epoch bookkeeping: ``fit`` calls ``set_epoch(e)``; plain iteration advances by itself."""
 
     seed: int
+    steps: int
     epoch: int = 0
+
+    def __len__(self) -> int:
+        return self.steps
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -254,6 +258,7 @@ class _ClassIndex:
         self.start = torch.cumsum(self.count, 0) - self.count             # (C,)
         self.rank = torch.empty_like(self.order)                          # position of a sample inside its class
         self.rank[self.order] = torch.arange(len(y)) - self.start[self.class_of[self.order]]
+        self.with_positive = torch.nonzero(self.count[self.class_of] >= 2).flatten()  # samples that have a positive
 
     def pick(self, cls: Tensor, g: torch.Generator, avoid_rank: Tensor | None = None) -> Tensor:
         """One random sample of each class in ``cls`` (B,), skipping rank ``avoid_rank`` when given."""
@@ -262,6 +267,20 @@ class _ClassIndex:
         if avoid_rank is not None:
             r += (r >= avoid_rank).long()
         return self.order[self.start[cls] + r]
+
+    def anchors(self, n: int, g: torch.Generator) -> Tensor:
+        """n random samples that have at least one positive. -> (n,)"""
+        return self.with_positive[torch.randint(len(self.with_positive), (n,), generator=g)]
+
+    def positive_of(self, a: Tensor, g: torch.Generator) -> Tensor:
+        """For each sample in a (n,): another random sample of its class."""
+        return self.pick(self.class_of[a], g, avoid_rank=self.rank[a])
+
+    def negative_of(self, a: Tensor, g: torch.Generator) -> Tensor:
+        """For each sample in a (n,): a random sample of a uniformly chosen other class."""
+        n_classes = len(self.classes)
+        shift = torch.randint(1, max(n_classes, 2), (len(a),), generator=g)
+        return self.pick((self.class_of[a] + shift) % n_classes, g)
 
 
 class PKSampler(_EpochSeeded):
@@ -280,9 +299,6 @@ class PKSampler(_EpochSeeded):
             raise ValueError(f"k must be at least 1 sample per class, got {k}")
         self.p, self.k, self.seed = p, k, seed
         self.steps = steps if steps is not None else max(1, len(labels) // (p * k))
-
-    def __len__(self) -> int:
-        return self.steps
 
     def __iter__(self) -> Iterator[Tensor]:
         g, ix = self._next_generator(), self.index
@@ -314,26 +330,20 @@ class PairSampler(_EpochSeeded):
         self.index = _ClassIndex(labels)
         self.n_pos = round(batch_size * positive_fraction)
         self.n_neg = batch_size - self.n_pos
-        self.eligible = torch.nonzero(self.index.count[self.index.class_of] >= 2).flatten()  # can have a positive
-        if self.n_pos and len(self.eligible) == 0:
+        if self.n_pos and len(self.index.with_positive) == 0:
             raise ValueError("positive pairs were asked for, but no class has two samples")
         if self.n_neg and len(self.index.classes) < 2:
             raise ValueError("negative pairs were asked for, but the labels hold a single class")
         self.batch_size, self.seed = batch_size, seed
         self.steps = steps if steps is not None else max(1, len(labels) // batch_size)
 
-    def __len__(self) -> int:
-        return self.steps
-
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         g, ix = self._next_generator(), self.index
-        n_classes = len(ix.classes)
         for _ in range(self.steps):
-            a_pos = self.eligible[torch.randint(len(self.eligible), (self.n_pos,), generator=g)]
-            b_pos = ix.pick(ix.class_of[a_pos], g, avoid_rank=ix.rank[a_pos])         # same class, not itself
+            a_pos = ix.anchors(self.n_pos, g)
+            b_pos = ix.positive_of(a_pos, g)                                           # same class, not itself
             a_neg = torch.randint(len(ix.class_of), (self.n_neg,), generator=g)
-            shift = torch.randint(1, max(n_classes, 2), (self.n_neg,), generator=g)
-            b_neg = ix.pick((ix.class_of[a_neg] + shift) % n_classes, g)               # any other class
+            b_neg = ix.negative_of(a_neg, g)                                           # any other class
             i, j = torch.cat([a_pos, a_neg]), torch.cat([b_pos, b_neg])
             same = torch.arange(self.batch_size) < self.n_pos
             yield i.to(ix.device), j.to(ix.device), same.to(ix.device)
@@ -347,24 +357,17 @@ class TripletSampler(_EpochSeeded):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.index = _ClassIndex(labels)
-        self.eligible = torch.nonzero(self.index.count[self.index.class_of] >= 2).flatten()
-        if len(self.eligible) == 0 or len(self.index.classes) < 2:
+        if len(self.index.with_positive) == 0 or len(self.index.classes) < 2:
             raise ValueError("triplets need a class with two samples and at least two classes, got "
                              f"classes {self.index.classes.tolist()} with counts {self.index.count.tolist()}")
         self.batch_size, self.seed = batch_size, seed
         self.steps = steps if steps is not None else max(1, len(labels) // batch_size)
 
-    def __len__(self) -> int:
-        return self.steps
-
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         g, ix = self._next_generator(), self.index
-        n_classes = len(ix.classes)
         for _ in range(self.steps):
-            a = self.eligible[torch.randint(len(self.eligible), (self.batch_size,), generator=g)]
-            p = ix.pick(ix.class_of[a], g, avoid_rank=ix.rank[a])
-            shift = torch.randint(1, n_classes, (self.batch_size,), generator=g)
-            n = ix.pick((ix.class_of[a] + shift) % n_classes, g)
+            a = ix.anchors(self.batch_size, g)
+            p, n = ix.positive_of(a, g), ix.negative_of(a, g)
             yield a.to(ix.device), p.to(ix.device), n.to(ix.device)
 
 
