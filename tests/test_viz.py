@@ -140,7 +140,7 @@ def test_difficulty_explorer_and_static():
     from course_lib.viz import anchor_view, difficulty_explorer, plot_difficulty_static
     g = torch.Generator().manual_seed(0)
     e, y = torch.randn(24, 4, generator=g), torch.arange(24) % 4
-    w = difficulty_explorer(e, y, torch.rand(24, 1, 28, 28), margin=0.3)
+    w = difficulty_explorer(e, y, torch.rand(24, 1, 28, 28), margin=0.3, anchor=0)
     anchor_box, positive_box, margin_box = w.children[0].children
     fig = w.children[1].children[0]
     d = pairwise_distances(e)
@@ -160,6 +160,19 @@ def test_difficulty_explorer_and_static():
     assert plot_difficulty_static(e, y, anchor=0).axes
 
 
+def test_busiest_anchor_is_the_one_with_most_non_easy_negatives():
+    from course_lib.viz import anchor_view, busiest_anchor, difficulty_explorer
+    g = torch.Generator().manual_seed(1)
+    e, y = torch.randn(24, 4, generator=g), torch.arange(24) % 4
+    best = busiest_anchor(e, y, margin=0.3)
+    busy = [sum(anchor_view(e, y, a)["d"][n] < anchor_view(e, y, a)["d_ap"] + 0.3 for n in anchor_view(e, y, a)["neg"])
+            for a in range(24)]
+    assert busy[best] == max(busy) and best == busy.index(max(busy))
+    assert difficulty_explorer(e, y, margin=0.3).children[0].children[0].value == best
+    with pytest.raises(ValueError, match="P x K"):
+        busiest_anchor(e, torch.arange(24), 0.3)
+
+
 def test_triplet_landscape_and_widget():
     from course_lib.viz import loss_landscapes, plot_triplet_vs_contrastive_static, triplet_margin_explorer
     d, con, tri = loss_landscapes(margin=0.5, n=5)                  # d = 0, 0.5, 1, 1.5, 2
@@ -168,7 +181,8 @@ def test_triplet_landscape_and_widget():
     np.testing.assert_allclose(con, 0.5 * ap ** 2 + 0.5 * np.clip(0.5 - an, 0, None) ** 2)
     slider, fig = triplet_margin_explorer(margin=0.5).children
     slider.value = 1.0
-    np.testing.assert_allclose(fig.data[2].z, loss_landscapes(1.0)[2])
+    np.testing.assert_allclose(fig.data[1].z, loss_landscapes(1.0)[2])
+    assert list(fig.data[3].x) == [0.0, 1.0] and list(fig.data[3].y) == [1.0, 2.0]   # zero edge d_an = d_ap + m
     assert plot_triplet_vs_contrastive_static().axes
 
 

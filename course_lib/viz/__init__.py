@@ -5,7 +5,7 @@ from .embeddings import embedding_explorer, plot_embedding_static, plot_snapshot
 from .images import show_images, show_pairs, show_retrieval
 from .losses import (contrastive_curves, contrastive_loss_explorer, loss_landscapes, plot_contrastive_loss_static,
                      plot_triplet_vs_contrastive_static, triplet_margin_explorer)
-from .mining import anchor_view, difficulty_explorer, plot_difficulty_static
+from .mining import anchor_view, busiest_anchor, difficulty_explorer, plot_difficulty_static
 from .style import FONT_SIZE, PALETTE, image_png, plotly_layout
 
 __all__ = [
@@ -15,6 +15,6 @@ __all__ = [
     "show_images", "show_pairs", "show_retrieval",
     "contrastive_curves", "contrastive_loss_explorer", "loss_landscapes", "plot_contrastive_loss_static",
     "plot_triplet_vs_contrastive_static", "triplet_margin_explorer",
-    "anchor_view", "difficulty_explorer", "plot_difficulty_static",
+    "anchor_view", "busiest_anchor", "difficulty_explorer", "plot_difficulty_static",
     "FONT_SIZE", "PALETTE", "image_png", "plotly_layout",
 ]

@@ -80,6 +80,16 @@ def loss_landscapes(margin: float, d_max: float = 2.0, n: int = 81) -> tuple[np.
     return d.numpy(), (pos + neg).reshape(n, n).numpy(), trip.reshape(n, n).numpy()
 
 
+def _zero_edge_contrastive(margin: float, d_max: float) -> tuple[list, list]:
+    """Contrastive loss is zero only where d(a, p) = 0 and d(a, n) >= m: a segment of the left edge."""
+    return [0.0, 0.0], [min(margin, d_max), d_max]
+
+
+def _zero_edge_triplet(margin: float, d_max: float) -> tuple[list, list]:
+    """Triplet loss is zero above the line d(a, n) = d(a, p) + m."""
+    return [0.0, max(d_max - margin, 0.0)], [min(margin, d_max), d_max]
+
+
 def triplet_margin_explorer(margin: float = 0.5, d_max: float = 2.0):
     """Contrastive and triplet loss of one triplet over (d(a, p), d(a, n)), with a margin slider.
 
@@ -97,8 +107,9 @@ def triplet_margin_explorer(margin: float = 0.5, d_max: float = 2.0):
         fig.add_heatmap(x=d, y=d, z=z, zmin=0, zmax=2.0, colorscale="Viridis", row=1, col=col,
                         showscale=col == 2, colorbar=dict(title="loss"),
                         hovertemplate="d(a,p) %{x:.2f}<br>d(a,n) %{y:.2f}<br>loss %{z:.3f}<extra></extra>")
-        fig.add_contour(x=d, y=d, z=z, contours=dict(start=0, end=0.001, size=0.001, coloring="none"),
-                        line=dict(color="white", width=3), showscale=False, hoverinfo="skip", row=1, col=col)
+    for col, (x, y) in ((1, _zero_edge_contrastive(margin, d_max)), (2, _zero_edge_triplet(margin, d_max))):
+        fig.add_scatter(x=x, y=y, mode="lines", line=dict(color="white", width=4), hoverinfo="skip",
+                        showlegend=False, row=1, col=col)
     fig.update_xaxes(title_text="d(anchor, positive)")
     fig.update_yaxes(title_text="d(anchor, negative)")
     fig.update_layout(**plotly_layout(width=980, height=460, title="Where is the loss zero? (white line: edge of zero loss)"))
@@ -108,7 +119,9 @@ def triplet_margin_explorer(margin: float = 0.5, d_max: float = 2.0):
     def update(_=None):
         _, c, t = loss_landscapes(slider.value, d_max)
         with fig.batch_update():
-            fig.data[0].z, fig.data[1].z, fig.data[2].z, fig.data[3].z = c, c, t, t
+            fig.data[0].z, fig.data[1].z = c, t
+            (fig.data[2].x, fig.data[2].y), (fig.data[3].x, fig.data[3].y) = (
+                _zero_edge_contrastive(slider.value, d_max), _zero_edge_triplet(slider.value, d_max))
 
     slider.observe(update, names="value")
     return W.VBox([slider, fig])

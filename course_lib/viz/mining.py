@@ -8,7 +8,7 @@ from torch import Tensor
 from ..mining import DIFFICULTY, pairwise_distances, triplet_difficulty
 from .style import FONT_SIZE, PALETTE, image_png, plotly_layout
 
-__all__ = ["anchor_view", "difficulty_explorer", "plot_difficulty_static"]
+__all__ = ["anchor_view", "busiest_anchor", "difficulty_explorer", "plot_difficulty_static"]
 
 COLOURS = {"positive": PALETTE[0], "hard": PALETTE[3], "semi-hard": PALETTE[1], "easy": PALETTE[9]}
 
@@ -30,14 +30,30 @@ def anchor_view(embeddings: Tensor, labels: Tensor, anchor: int, positive: int |
     return dict(d=d, pos=pos, neg=neg, positive=positive, d_ap=float(d[positive]))
 
 
+def busiest_anchor(embeddings: Tensor, labels: Tensor, margin: float) -> int:
+    """The anchor whose farthest positive has the most hard or semi-hard negatives: an interesting
+    first view (ties: the lowest index). Raises if no anchor has both a positive and a negative."""
+    d = pairwise_distances(embeddings.detach().float()).cpu()
+    y = labels.cpu()
+    same = y[:, None] == y[None, :]
+    pos = same & ~torch.eye(len(y), dtype=torch.bool)
+    if not (pos.any(1) & (~same).any(1)).any():
+        raise ValueError("no anchor has both a positive and a negative in this batch: use a P x K batch")
+    d_ap = torch.where(pos, d, torch.zeros_like(d)).amax(1, keepdim=True)           # (B, 1)
+    busy = (~same & (d < d_ap + margin)).sum(1) * (pos.any(1) & (~same).any(1))    # non-easy negatives
+    return int(busy.argmax())
+
+
 def _negative_groups(view: dict, margin: float) -> dict[str, Tensor]:
     kind = triplet_difficulty(torch.full((len(view["neg"]),), view["d_ap"]), view["d"][view["neg"]], margin)
     return {name: view["neg"][kind == k] for k, name in enumerate(DIFFICULTY)}
 
 
-def difficulty_explorer(embeddings: Tensor, labels: Tensor, images: Tensor | None = None, margin: float = 0.2):
+def difficulty_explorer(embeddings: Tensor, labels: Tensor, images: Tensor | None = None, margin: float = 0.2,
+                        anchor: int | None = None):
     """Pick an anchor (and a positive): see all its positives (top row) and negatives (bottom row) by
-    distance, negatives coloured hard / semi-hard / easy relative to d(a, p) and the margin."""
+    distance, negatives coloured hard / semi-hard / easy relative to d(a, p) and the margin.
+    The first anchor shown is ``anchor``, else :func:`busiest_anchor`."""
     import ipywidgets as W
     import plotly.graph_objects as go
 
@@ -56,7 +72,8 @@ def difficulty_explorer(embeddings: Tensor, labels: Tensor, images: Tensor | Non
                         hovertemplate="sample %{customdata}<br>d = %{x:.3f}<extra>" + name + "</extra>")
     fig.add_vline(x=0, line=dict(color=PALETTE[0], width=3))
     fig.add_vrect(x0=0, x1=margin, fillcolor=PALETTE[1], opacity=0.15, line_width=0)
-    anchor_box = W.Dropdown(options=anchors, value=anchors[0], description="anchor", layout=W.Layout(width="200px"))
+    first = busiest_anchor(embeddings, labels, margin) if anchor is None else anchor
+    anchor_box = W.Dropdown(options=anchors, value=first, description="anchor", layout=W.Layout(width="200px"))
     positive_box = W.Dropdown(description="positive", layout=W.Layout(width="220px"))
     margin_box = W.FloatSlider(value=margin, min=0.05, max=1.0, step=0.05, description="margin",
                                layout=W.Layout(width="360px"))
@@ -96,11 +113,12 @@ def difficulty_explorer(embeddings: Tensor, labels: Tensor, images: Tensor | Non
     return W.VBox([W.HBox([anchor_box, positive_box, margin_box]), W.HBox([fig, side])])
 
 
-def plot_difficulty_static(embeddings: Tensor, labels: Tensor, anchor: int, margin: float = 0.2,
+def plot_difficulty_static(embeddings: Tensor, labels: Tensor, anchor: int | None = None, margin: float = 0.2,
                            positive: int | None = None):
-    """Matplotlib twin of :func:`difficulty_explorer` for one anchor."""
+    """Matplotlib twin of :func:`difficulty_explorer` for one anchor (default: :func:`busiest_anchor`)."""
     import matplotlib.pyplot as plt
 
+    anchor = busiest_anchor(embeddings, labels, margin) if anchor is None else anchor
     v = anchor_view(embeddings, labels, anchor, positive)
     groups = _negative_groups(v, margin)
     rng = np.random.default_rng(0)
