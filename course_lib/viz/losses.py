@@ -108,11 +108,11 @@ def triplet_margin_explorer(margin: float = 0.5, d_max: float = 2.0):
                         showscale=col == 2, colorbar=dict(title="loss"),
                         hovertemplate="d(a,p) %{x:.2f}<br>d(a,n) %{y:.2f}<br>loss %{z:.3f}<extra></extra>")
     for col, (x, y) in ((1, _zero_edge_contrastive(margin, d_max)), (2, _zero_edge_triplet(margin, d_max))):
-        fig.add_scatter(x=x, y=y, mode="lines", line=dict(color="white", width=4), hoverinfo="skip",
-                        showlegend=False, row=1, col=col)
+        fig.add_scatter(x=x, y=y, mode="lines", line=dict(color=PALETTE[1], width=6), hoverinfo="skip",
+                        showlegend=False, cliponaxis=False, row=1, col=col)
     fig.update_xaxes(title_text="d(anchor, positive)")
     fig.update_yaxes(title_text="d(anchor, negative)")
-    fig.update_layout(**plotly_layout(width=980, height=460, title="Where is the loss zero? (white line: edge of zero loss)"))
+    fig.update_layout(**plotly_layout(width=980, height=460, title="Where is the loss zero? (orange line: its edge)"))
     slider = W.FloatSlider(value=margin, min=0.1, max=1.5, step=0.05, description="margin m",
                            style={"description_width": "80px"}, layout=W.Layout(width="480px"))
 
@@ -134,7 +134,7 @@ def plot_triplet_vs_contrastive_static(margin: float = 0.5, d_max: float = 2.0):
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
     for ax, z, name in zip(axes, (con, tri), ("contrastive: both pairs", "triplet: the ranking")):
         im = ax.pcolormesh(d, d, z, vmin=0, vmax=2.0, cmap="viridis", shading="auto")
-        ax.contour(d, d, z, levels=[1e-3], colors="white", linewidths=3)
+        ax.contour(d, d, z, levels=[1e-3], colors=PALETTE[1], linewidths=4)
         ax.set(xlabel="d(anchor, positive)", ylabel="d(anchor, negative)", title=f"{name}, m = {margin}")
     fig.colorbar(im, ax=axes, label="loss")
     return fig
