@@ -84,12 +84,19 @@ def batch_hard_triplets(embeddings: Tensor, labels: Tensor) -> Triplets:
     lowest index.
     """
     _check(embeddings, labels)
-    d = pairwise_distances(embeddings.detach())                       # (B, B)
-    pos, neg = label_masks(labels)
-    hardest_pos = torch.where(pos, d, -math.inf).argmax(1)           # (B,)
-    hardest_neg = torch.where(neg, d, math.inf).argmin(1)            # (B,)
-    keep = pos.any(1) & neg.any(1)
-    anchors = keep.nonzero().flatten()
+    x = embeddings.detach()
+    with torch.autocast(x.device.type, enabled=False):
+        x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        # Ranking the candidates of anchor i needs only ||x_j||^2 - 2 x_i.x_j: the ||x_i||^2 of
+        # d^2 = ||x_i||^2 + ||x_j||^2 - 2 x_i.x_j is the same along the row, and sqrt keeps the order.
+        score = torch.addmm(x.pow(2).sum(1)[None, :], x, x.T, alpha=-2.0)    # (B, B)
+    same = labels[:, None] == labels[None, :]                                # (B, B)
+    pos_score = torch.where(same, score, -math.inf)
+    pos_score.fill_diagonal_(-math.inf)                                      # an anchor is not its own positive
+    hardest_pos = pos_score.argmax(1)                                       # (B,)
+    hardest_neg = torch.where(same, math.inf, score).argmin(1)              # (B,)
+    class_size = same.sum(1)
+    anchors = ((class_size > 1) & (class_size < len(labels))).nonzero().flatten()
     return anchors, hardest_pos[anchors], hardest_neg[anchors]
 
 
