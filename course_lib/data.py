@@ -210,6 +210,15 @@ class _EpochSeeded:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _setup(self, labels: Tensor, batch_size: int, steps: int | None, seed: int) -> None:
+        """Shared by the label samplers: check batch_size, group the labels by class, and set
+        batch_size, seed and steps (default: about one pass over the labels)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.index = _ClassIndex(labels)
+        self.batch_size, self.seed = batch_size, seed
+        self.steps = steps if steps is not None else max(1, len(labels) // batch_size)
+
     def _next_generator(self) -> torch.Generator:
         g = _generator(self.seed, self.epoch)
         self.epoch += 1
@@ -325,17 +334,13 @@ class PairSampler(_EpochSeeded):
                  steps: int | None = None, seed: int = 0):
         if not 0.0 <= positive_fraction <= 1.0:
             raise ValueError(f"positive_fraction must be in [0, 1], got {positive_fraction}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self.index = _ClassIndex(labels)
+        self._setup(labels, batch_size, steps, seed)
         self.n_pos = round(batch_size * positive_fraction)
         self.n_neg = batch_size - self.n_pos
         if self.n_pos and len(self.index.with_positive) == 0:
             raise ValueError("positive pairs were asked for, but no class has two samples")
         if self.n_neg and len(self.index.classes) < 2:
             raise ValueError("negative pairs were asked for, but the labels hold a single class")
-        self.batch_size, self.seed = batch_size, seed
-        self.steps = steps if steps is not None else max(1, len(labels) // batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         g, ix = self._next_generator(), self.index
@@ -354,14 +359,10 @@ class TripletSampler(_EpochSeeded):
     and a sample of another class, all drawn uniformly ("offline", without looking at the network)."""
 
     def __init__(self, labels: Tensor, batch_size: int, steps: int | None = None, seed: int = 0):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self.index = _ClassIndex(labels)
+        self._setup(labels, batch_size, steps, seed)
         if len(self.index.with_positive) == 0 or len(self.index.classes) < 2:
             raise ValueError("triplets need a class with two samples and at least two classes, got "
                              f"classes {self.index.classes.tolist()} with counts {self.index.count.tolist()}")
-        self.batch_size, self.seed = batch_size, seed
-        self.steps = steps if steps is not None else max(1, len(labels) // batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         g, ix = self._next_generator(), self.index

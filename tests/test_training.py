@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from course_lib.data import TensorBatches
-from course_lib.training import History, embed, fit, load_checkpoint
+from course_lib.training import embed, fit, load_checkpoint
 
 
 def toy_problem(n=64):

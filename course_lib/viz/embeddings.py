@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from .style import FONT_SIZE, color_of, image_png, plotly_layout
