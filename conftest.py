@@ -3,7 +3,46 @@
 Set here (not in a fixture) so that the Jupyter kernels started by nbval inherit them too.
 """
 import os
+from fnmatch import fnmatch
+
+import pytest
 
 os.environ.setdefault("COURSE_PROFILE", "quick")
 os.environ.setdefault("COURSE_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("COURSE_STRICT", "1")   # expect_at_least(...) in the notebooks asserts under test
+
+
+# --- Student editions --------------------------------------------------------------------------------
+# With nbval on, every notebooks/NN_*.ipynb that has exercises is also executed as its student edition
+# (solutions replaced by stubs, see course_lib/editions.py): it is written to build/student-edition/
+# and its cells are collected as "build/student-edition/01_siamese_mnist.ipynb::Cell 3".
+# --no-student-edition runs the instructor notebooks only. A notebook named on the command line
+# (`pytest notebooks/01_siamese_mnist.ipynb`) runs as the instructor edition only; pytest keeps just
+# the nodes at that path: select a folder and `-k 01_siamese` to run both editions of one notebook.
+collect_ignore = ["build"]  # generated notebooks are collected through their instructor notebook, not twice
+
+
+def pytest_addoption(parser):
+    parser.addoption("--no-student-edition", action="store_true",
+                     help="execute only the instructor notebooks, not their student editions")
+
+
+@pytest.hookimpl(trylast=True)  # after nbval's hook: a notebook runs before its student edition
+def pytest_collect_file(file_path, parent):
+    config = parent.config
+    nbval_on = getattr(config.option, "nbval", False) or getattr(config.option, "nbval_lax", False)
+    if not nbval_on or config.option.no_student_edition or file_path.suffix != ".ipynb":
+        return None
+    from course_lib.editions import BEGIN, NOTEBOOK_PATTERN, write_student_notebook
+
+    in_notebooks = file_path.parent.resolve() == (config.rootpath / "notebooks").resolve()
+    if not in_notebooks or not fnmatch(file_path.name, NOTEBOOK_PATTERN):
+        return None
+    if BEGIN not in file_path.read_text(encoding="utf-8"):
+        return None  # no exercise, so no student edition to run
+    from nbval.plugin import IPyNbFile
+
+    student, _ = write_student_notebook(file_path, config.rootpath / "build" / "student-edition")
+    # The name makes `-k student` / `-k "not student"` pick one edition.
+    return IPyNbFile.from_parent(parent, path=student, name=student.relative_to(config.rootpath).as_posix())

@@ -15,6 +15,7 @@ import shutil
 import socket
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -26,7 +27,7 @@ from ._checks import check_labels
 from .runtime import data_dir
 
 __all__ = [
-    "load_mnist", "download_mnist", "mnist_folder", "class_disjoint_split",
+    "load_mnist", "download_mnist", "mnist_folder", "class_disjoint_split", "TwoDigitMNIST", "load_two_digit_mnist",
     "TensorBatches", "PKSampler", "PairSampler", "TripletSampler",
 ]
 
@@ -62,8 +63,8 @@ def load_mnist(split: str = "train", limit: int | None = None, verbose: bool = T
     images, labels = images[:limit], labels[:limit]
     if verbose:
         print(f"MNIST {split}: {len(labels):,} images from {source}")
-    x = torch.from_numpy(images).float().div_(255).unsqueeze(1)  # (N, 1, 28, 28)
-    return x, torch.from_numpy(labels).long()
+    x = torch.from_numpy(images).float().div_(255).unsqueeze(1)  # (N, 1, 28, 28), a new tensor
+    return x, torch.tensor(labels, dtype=torch.long)               # a copy: the caller owns it
 
 
 def _load_uint8(split: str, offline: bool) -> tuple[np.ndarray, np.ndarray, str]:
@@ -188,6 +189,83 @@ def class_disjoint_split(images: Tensor, labels: Tensor, held_out: Sequence[int]
     if out.all():
         raise ValueError("every class is held out: keep at least one class to train on")
     return (images[~out], labels[~out]), (images[out], labels[out])
+
+
+# ----------------------------------------------------------------------------- two-digit MNIST
+
+@dataclass(frozen=True)
+class TwoDigitMNIST:
+    """A 100-class retrieval benchmark: images of two MNIST digits side by side, classes "00"-"99".
+
+    Train on ``train_classes`` (70), evaluate retrieval on ``test_classes`` (the other 30), never seen
+    in training: the class-disjoint protocol of CUB-200, CARS-196 and SOP in metric learning.
+    Labels are the class numbers themselves (38 is "38"), so they read the same in both splits.
+    """
+
+    train_x: Tensor          # (N, 1, 28, 56) float32 in [0, 1]
+    train_y: Tensor          # (N,) int64 in train_classes
+    test_x: Tensor           # (M, 1, 28, 56)
+    test_y: Tensor           # (M,) int64 in test_classes
+    train_classes: tuple[int, ...]
+    test_classes: tuple[int, ...]
+
+    @staticmethod
+    def name(label: int) -> str:
+        return f"{int(label):02d}"
+
+    def __repr__(self) -> str:
+        return (f"TwoDigitMNIST(train: {len(self.train_y):,} images of {len(self.train_classes)} classes, "
+                f"test: {len(self.test_y):,} images of {len(self.test_classes)} unseen classes "
+                f"{', '.join(map(self.name, self.test_classes[:6]))}, ...)")
+
+
+def load_two_digit_mnist(per_class: int = 40, test_per_class: int | None = None, train_classes: int = 70,
+                         seed: int = 0, verbose: bool = True) -> TwoDigitMNIST:
+    """Build the two-digit benchmark from the MNIST digits ``load_mnist`` finds (full or offline subset).
+
+    per_class:      images per training class; test_per_class: per unseen class (default: the same).
+    train_classes:  how many of the 100 classes to train on; the rest are the unseen test classes.
+    The digit images are split into two disjoint pools first, so that no single digit image appears
+    in both a training image and a test image. Everything is drawn from a generator seeded by ``seed``.
+    """
+    test_per_class = per_class if test_per_class is None else test_per_class
+    if per_class < 2 or test_per_class < 2:
+        raise ValueError(f"need at least 2 images per class to have positives, got per_class={per_class}, "
+                         f"test_per_class={test_per_class}")
+    if not 1 <= train_classes <= 99:
+        raise ValueError(f"train_classes must be between 1 and 99 (the rest are unseen), got {train_classes}")
+    x = torch.cat([load_mnist("train", verbose=verbose)[0], load_mnist("test", verbose=False)[0]])
+    y = torch.cat([load_mnist("train", verbose=False)[1], load_mnist("test", verbose=False)[1]])
+    g = torch.Generator().manual_seed(seed)
+    classes = torch.randperm(100, generator=g)
+    seen, unseen = classes[:train_classes].sort().values, classes[train_classes:].sort().values
+    pools = []                                        # pools[k][digit]: indices of that digit in pool k
+    for digit in range(10):
+        idx = torch.nonzero(y == digit).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        pools.append((idx[: len(idx) // 2], idx[len(idx) // 2:]))
+    train_x, train_y = _two_digit_images(x, seen, [p[0] for p in pools], per_class, g)
+    test_x, test_y = _two_digit_images(x, unseen, [p[1] for p in pools], test_per_class, g)
+    if verbose:
+        print(f"two-digit MNIST: {len(seen)} training classes x {per_class} images, "
+              f"{len(unseen)} unseen classes x {test_per_class} images")
+    return TwoDigitMNIST(train_x, train_y, test_x, test_y, tuple(seen.tolist()), tuple(unseen.tolist()))
+
+
+def _two_digit_images(x: Tensor, classes: Tensor, pool: list[Tensor], n: int, g: torch.Generator
+                      ) -> tuple[Tensor, Tensor]:
+    """n images of each class in ``classes``: tens digit on the left, units on the right. -> (C*n, 1, 28, 56)"""
+    labels = classes.repeat_interleave(n)                                     # (C*n,)
+    sides = []
+    for digit_of in (labels // 10, labels % 10):                              # left, right
+        pick = torch.empty_like(labels)
+        for digit in range(10):
+            where = torch.nonzero(digit_of == digit).flatten()
+            choices = pool[digit]
+            pick[where] = choices[torch.randint(len(choices), (len(where),), generator=g)]
+        sides.append(x[pick])
+    order = torch.randperm(len(labels), generator=g)                          # mixed, as MNIST is
+    return torch.cat(sides, dim=-1)[order], labels[order]
 
 
 # ----------------------------------------------------------------------------- batching

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from ._checks import check_labels
 from .distances import paired_distances, pairwise_distances
-from .mining import label_masks, positive_pairs
+from .labels import label_masks, positive_pairs
 
 __all__ = ["contrastive_loss", "triplet_loss", "batch_all_triplet_loss", "batch_hard_triplet_loss"]
 
@@ -39,11 +39,6 @@ def contrastive_loss(x1: Tensor, x2: Tensor, same: Tensor, margin: float = 1.0, 
     return per_pair.mean() if reduction == "mean" else per_pair
 
 
-def _zero_with_grad(x: Tensor) -> Tensor:
-    """A zero that is still connected to x, so backward() works on a batch with nothing to learn."""
-    return x.sum() * 0.0
-
-
 def triplet_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 0.2,
                  squared: bool = False, reduction: str = "mean") -> Tensor:
     """Triplet loss (FaceNet, Schroff et al. 2015). anchor, positive, negative: (T, D) -> scalar.
@@ -69,43 +64,45 @@ def triplet_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: flo
 
 
 def batch_all_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 0.2,
-                           squared: bool = False) -> tuple[Tensor, Tensor]:
+                           squared: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
     """Batch-all triplet loss (Hermans, Beyer & Leibe 2017). embeddings: (B, D), labels: (B,).
 
     Takes every valid triplet of the batch and averages the loss over the *active* ones (loss > 0),
     so that thousands of easy triplets do not dilute the few that still teach something.
-    Returns (loss, active fraction): the share of valid triplets with a positive loss.
+    Returns ``(loss, {"active": share of valid triplets with a positive loss})``; ready to be
+    returned from a training step. A batch with no active triplet gives 0 with a gradient.
     """
     check_labels(labels, len(embeddings) if isinstance(embeddings, Tensor) else None)
     d = pairwise_distances(embeddings, squared=squared)               # (B, B)
     _, neg = label_masks(labels)
-    a, p = positive_pairs(labels)                                    # (M,)
+    a, p = positive_pairs(labels)                                    # (M,) anchor-positive pairs
     losses = (d[a, p][:, None] - d[a] + margin).clamp_min(0)         # (M, B): pair x negative
-    valid = neg[a]
+    valid = neg[a]                                                   # (M, B)
     active = valid & (losses > 1e-16)
-    n_valid, n_active = valid.sum(), active.sum()
-    if n_active == 0:
-        return _zero_with_grad(embeddings), embeddings.new_zeros(())
-    loss = (losses * active).sum() / n_active
-    return loss, n_active.float() / n_valid
+    n_active = active.sum()
+    # No `if`: dividing by max(n, 1) gives 0 (with a gradient) when nothing is active, without
+    # asking the GPU for the count (a host-device sync on every step).
+    loss = (losses * active).sum() / n_active.clamp_min(1)
+    return loss, {"active": n_active / valid.sum().clamp_min(1)}
 
 
 def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 0.2,
-                            soft: bool = False) -> Tensor:
+                            soft: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
     """Batch-hard triplet loss (Hermans, Beyer & Leibe 2017). embeddings: (B, D), labels: (B,).
 
     Each anchor uses its farthest positive and its closest negative. ``soft=True`` replaces the hinge
     max(0, x + margin) by softplus(x) = log(1 + exp(x)), which never stops pulling and has no margin.
     Anchors without a positive or a negative are left out; none left gives 0 with a gradient.
+    Returns ``(loss, {"active": share of the anchors used whose loss is positive})``.
     """
     check_labels(labels, len(embeddings) if isinstance(embeddings, Tensor) else None)
     d = pairwise_distances(embeddings)                                # (B, B)
     pos, neg = label_masks(labels)
     hardest_pos = torch.where(pos, d, torch.zeros_like(d)).amax(1)    # (B,) distances are >= 0
     hardest_neg = torch.where(neg, d, torch.full_like(d, math.inf)).amin(1)
-    keep = pos.any(1) & neg.any(1)
-    if not keep.any():
-        return _zero_with_grad(embeddings)
-    x = hardest_pos[keep] - hardest_neg[keep]
+    keep = pos.any(1) & neg.any(1)                                    # (B,) anchors with both
+    x = torch.where(keep, hardest_pos - hardest_neg, torch.zeros_like(hardest_pos))  # no inf left
     per_anchor = torch.nn.functional.softplus(x) if soft else (x + margin).clamp_min(0)
-    return per_anchor.mean()
+    n_keep = keep.sum().clamp_min(1)
+    loss = (per_anchor * keep).sum() / n_keep
+    return loss, {"active": ((per_anchor > 0) & keep).sum() / n_keep}

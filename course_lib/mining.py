@@ -14,27 +14,13 @@ from torch import Tensor
 
 from ._checks import check_embeddings, check_labels
 from .distances import pairwise_distances
+from .labels import label_masks, positive_pairs
 
 __all__ = ["pairwise_distances", "label_masks", "positive_pairs", "count_triplets", "all_triplets",
            "batch_hard_triplets", "semi_hard_triplets", "distance_weighted_triplets", "DIFFICULTY",
            "triplet_difficulty"]
 
 Triplets = tuple[Tensor, Tensor, Tensor]
-
-
-def label_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
-    """(B,) labels -> positive mask (same label, not itself) and negative mask (other label), both (B, B)."""
-    check_labels(labels)
-    same = labels[:, None] == labels[None, :]
-    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-    return same & ~eye, ~same
-
-
-def positive_pairs(labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Every ordered anchor-positive pair (a, p), a != p, same label. -> two (M,) tensors."""
-    pos, _ = label_masks(labels)
-    a, p = pos.nonzero(as_tuple=True)
-    return a, p
 
 
 def count_triplets(class_sizes: Tensor | list[int]) -> int:
@@ -48,11 +34,13 @@ DIFFICULTY = ("hard", "semi-hard", "easy")
 
 
 def triplet_difficulty(d_ap: Tensor, d_an: Tensor, margin: float) -> Tensor:
-    """0 = hard (d_an < d_ap), 1 = semi-hard (d_ap <= d_an < d_ap + margin), 2 = easy (loss 0).
+    """0 = hard (d_an <= d_ap), 1 = semi-hard (d_ap < d_an < d_ap + margin), 2 = easy (loss 0).
 
     Names in ``DIFFICULTY``. Hard and semi-hard triplets have a positive loss; easy ones teach nothing.
+    A tie d_an = d_ap counts as hard, so that "semi-hard" means exactly what ``semi_hard_triplets``
+    picks (FaceNet's strict inequality).
     """
-    return torch.where(d_an < d_ap, 0, torch.where(d_an < d_ap + margin, 1, 2))
+    return torch.where(d_an <= d_ap, 0, torch.where(d_an < d_ap + margin, 1, 2))
 
 
 def _expand(a: Tensor, p: Tensor, keep: Tensor) -> Triplets:

@@ -30,9 +30,12 @@ class History:
 
     steps: list[dict] = field(default_factory=list)        # {"epoch", "step", "loss", ...} per optimizer step
     epochs: list[dict] = field(default_factory=list)       # {"epoch", "loss", "seconds", ...eval metrics}
-    snapshots: list[Tensor] = field(default_factory=list)  # (N, D) embeddings on the CPU, one per snapshot
+    snapshots: list[Tensor] = field(default_factory=list)  # one tensor per snapshot, on the CPU (default: (N, D) embeddings)
     snapshot_epochs: list[int] = field(default_factory=list)  # epoch of each snapshot (0 = before training)
     interrupted: bool = False
+
+    # fit also keeps its optimizer and gradient scaler on the history (attributes _optimizer and _scaler,
+    # not fields: checkpoints save them separately), so that fit(..., history=h) continues with them.
 
     def step_values(self, name: str = "loss") -> list[float]:
         return [s[name] for s in self.steps if name in s]
@@ -61,6 +64,7 @@ def embed(model: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
 def fit(model: nn.Module, batches: Iterable, step: StepFn, *, epochs: int, lr: float = 1e-3,
         optimizer: torch.optim.Optimizer | None = None, lr_schedule: Callable[[int], float] | None = None,
         evaluate: Callable[[nn.Module], dict] | None = None, snapshot_inputs: Tensor | None = None,
+        snapshot: Callable[[nn.Module], Tensor] | None = None, clip_grad_norm: float | None = None,
         history: History | None = None, checkpoint: str | os.PathLike | None = None, resume: bool = False,
         amp: bool | None = None, progress: bool = True) -> History:
     """Train ``model`` until ``epochs`` epochs are done and return the history.
@@ -68,34 +72,46 @@ def fit(model: nn.Module, batches: Iterable, step: StepFn, *, epochs: int, lr: f
     batches:   re-iterable, one pass per epoch (a TensorBatches, PKSampler, PairSampler, ...).
                If it has ``set_epoch``, epoch e always draws the same batches (exact resume).
     step:      ``step(model, batch) -> loss`` or ``(loss, {"name": value, ...})``; fit does the rest.
+               Values may be numbers, scalar tensors or small vectors (stored as lists).
     lr_schedule: optional factor on ``lr`` as a function of the global step (warm-up, decay).
     evaluate:  ``evaluate(model) -> {"name": float}``, run in eval mode without gradients after each epoch.
-    snapshot_inputs: (N, ...) inputs whose embeddings are recorded before training and after
-               every epoch, for the embedding explorer's epoch slider.
-    history:   a History to continue (epochs already in it are not repeated).
+    snapshot:  ``snapshot(model) -> Tensor``, recorded (on the CPU) before training and after every
+               epoch, for views that replay training (embeddings, sampling grids, heatmaps, ...).
+    snapshot_inputs: shortcut for the usual snapshot, the embeddings of these (N, ...) inputs.
+    clip_grad_norm: clip the gradient's total norm to this value before every update (None: no clipping).
+    history:   a History to continue: finished epochs are not repeated, an interrupted epoch carries on
+               at the batch where it stopped, with the same optimizer state (Adam's moments).
     checkpoint, resume: save model, optimizer and history after every epoch; with ``resume=True``
                an existing checkpoint is loaded first and training continues where it stopped.
     amp:       mixed precision; default on for CUDA (bfloat16 where supported), off elsewhere.
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
+    if clip_grad_norm is not None and clip_grad_norm <= 0:
+        raise ValueError(f"clip_grad_norm must be positive (or None for no clipping), got {clip_grad_norm}")
+    if snapshot is not None and snapshot_inputs is not None:
+        raise ValueError("give snapshot= or snapshot_inputs=, not both")
+    if snapshot_inputs is not None:
+        snapshot = _embedding_snapshot(snapshot_inputs)
     device = next(model.parameters()).device
-    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    amp = device.type == "cuda" if amp is None else amp
-    amp_dtype = torch.bfloat16 if device.type != "cuda" or torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler(device.type, enabled=amp and amp_dtype == torch.float16)
     history = history if history is not None else History()
+    optimizer, scaler, amp, amp_dtype = _optimizer_and_scaler(model, history, optimizer, lr, amp, device)
+    base_lrs = [g.get("initial_lr", g["lr"]) for g in optimizer.param_groups]
+    for g, base in zip(optimizer.param_groups, base_lrs):
+        g["initial_lr"] = base                      # the schedule multiplies this, also after a restart
     if checkpoint is not None and resume and Path(checkpoint).exists():
         history = load_checkpoint(checkpoint, model, optimizer, scaler)
+        history._optimizer, history._scaler = optimizer, scaler
         print(f"Resumed from {checkpoint}: {len(history.epochs)} epochs done.")
     history.interrupted = False
     start = len(history.epochs)
+    # Steps of an interrupted epoch were already applied to the weights: skip those batches.
+    done_in_epoch = sum(1 for s in history.steps if s["epoch"] == start + 1)
 
-    if snapshot_inputs is not None and not history.snapshots:
-        _snapshot(model, snapshot_inputs, history, epoch=0)
+    if snapshot is not None and not history.snapshots:
+        _snapshot(model, snapshot, history, epoch=0)
     steps_per_epoch = len(batches) if hasattr(batches, "__len__") else None
-    bar = tqdm(total=None if steps_per_epoch is None else steps_per_epoch * max(epochs - start, 0),
+    bar = tqdm(total=None if steps_per_epoch is None else steps_per_epoch * max(epochs - start, 0) - done_in_epoch,
                disable=not progress, unit="step", dynamic_ncols=True)
     first_step, losses = len(history.steps), []
     model.train()
@@ -104,8 +120,11 @@ def fit(model: nn.Module, batches: Iterable, step: StepFn, *, epochs: int, lr: f
             bar.set_description(f"epoch {epoch + 1}/{epochs}")
             if hasattr(batches, "set_epoch"):
                 batches.set_epoch(epoch)
-            t0, first_step, losses = time.perf_counter(), len(history.steps), []
-            for batch in batches:
+            t0, losses = time.perf_counter(), []
+            first_step = len(history.steps) - (done_in_epoch if epoch == start else 0)
+            for k, batch in enumerate(batches):
+                if epoch == start and k < done_in_epoch:
+                    continue                                      # applied before the interruption
                 global_step = len(history.steps)
                 if lr_schedule is not None:
                     for g, base in zip(optimizer.param_groups, base_lrs):
@@ -115,6 +134,9 @@ def fit(model: nn.Module, batches: Iterable, step: StepFn, *, epochs: int, lr: f
                 loss, extra = out if isinstance(out, tuple) else (out, {})
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
+                if clip_grad_norm is not None:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
                 scaler.step(optimizer)
                 scaler.update()
                 losses.append(loss.detach())
@@ -124,35 +146,65 @@ def fit(model: nn.Module, batches: Iterable, step: StepFn, *, epochs: int, lr: f
                 if len(losses) % 10 == 1:
                     bar.set_postfix(loss=f"{losses[-1].item():.4f}")
             # One device-to-host copy per epoch instead of one per step.
-            _finish_steps(history.steps[first_step:], torch.stack(losses).float().cpu().tolist() if losses else [])
+            _finish_steps(history.steps[len(history.steps) - len(losses):], _to_floats(losses))
+            losses = []
             record = {"epoch": epoch + 1, "loss": _mean(history.steps[first_step:]),
                       "seconds": time.perf_counter() - t0}
             if evaluate is not None:
                 record.update(_evaluate(model, evaluate))
             history.epochs.append(record)
-            if snapshot_inputs is not None:
-                _snapshot(model, snapshot_inputs, history, epoch=epoch + 1)
+            if snapshot is not None:
+                _snapshot(model, snapshot, history, epoch=epoch + 1)
             if checkpoint is not None:
                 save_checkpoint(checkpoint, model, optimizer, history, scaler)
     except KeyboardInterrupt:
         history.interrupted = True
-        _finish_steps(history.steps[first_step:], torch.stack(losses).float().cpu().tolist() if losses else [])
+        _finish_steps(history.steps[len(history.steps) - len(losses):], _to_floats(losses))
         print(f"Interrupted after {len(history.epochs)} full epochs and {len(history.steps)} steps: "
               "the model keeps its current weights and `history` holds everything so far. "
-              "Call fit(..., history=history) with the same model to continue.")
+              "Call fit(..., history=history) with the same model to continue where it stopped.")
     finally:
         bar.close()
         model.eval()
     return history
 
 
+def _optimizer_and_scaler(model: nn.Module, history: History, optimizer, lr: float, amp: bool | None,
+                          device: torch.device):
+    """The optimizer and gradient scaler to use: given, else the ones this history trained with
+    (so that continuing keeps Adam's moments), else new ones."""
+    previous = getattr(history, "_optimizer", None)
+    if optimizer is None and previous is not None:
+        ours = {id(p) for p in model.parameters()}
+        if all(id(p) in ours for g in previous.param_groups for p in g["params"]):
+            optimizer = previous
+    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+    amp = device.type == "cuda" if amp is None else amp
+    amp_dtype = torch.bfloat16 if device.type != "cuda" or torch.cuda.is_bf16_supported() else torch.float16
+    scaler = getattr(history, "_scaler", None) if optimizer is previous else None
+    if scaler is None:
+        scaler = torch.amp.GradScaler(device.type, enabled=amp and amp_dtype == torch.float16)
+    history._optimizer, history._scaler = optimizer, scaler     # not dataclass fields: not saved by asdict
+    return optimizer, scaler, amp, amp_dtype
+
+
+def _to_floats(losses: list[Tensor]) -> list[float]:
+    return torch.stack(losses).float().cpu().tolist() if losses else []
+
+
+def _embedding_snapshot(inputs: Tensor) -> Callable[[nn.Module], Tensor]:
+    def snapshot(model: nn.Module) -> Tensor:
+        return embed(model, inputs)
+    return snapshot
+
+
 def _finish_steps(steps: list[dict], losses: list[float]) -> None:
-    """Turn the step records' tensors into floats, once, at the end of an epoch."""
+    """Turn the step records' tensors into floats (vectors into lists), once, at the end of an epoch."""
     for record, loss in zip(steps, losses):
         record["loss"] = loss
         for k, v in record.items():
             if isinstance(v, Tensor):
-                record[k] = v.float().item()
+                record[k] = v.float().item() if v.numel() == 1 else v.float().cpu().tolist()
 
 
 def _mean(steps: list[dict]) -> float:
@@ -172,10 +224,18 @@ def _evaluate(model: nn.Module, evaluate: Callable[[nn.Module], dict]) -> dict:
     return {k: float(v) for k, v in metrics.items()}
 
 
-def _snapshot(model: nn.Module, inputs: Tensor, history: History, epoch: int) -> None:
-    history.snapshots.append(embed(model, inputs).cpu())
+def _snapshot(model: nn.Module, snapshot: Callable[[nn.Module], Tensor], history: History, epoch: int) -> None:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            value = snapshot(model)
+    finally:
+        model.train(was_training)
+    if not isinstance(value, Tensor):
+        raise ValueError(f"snapshot(model) must return a tensor, got {type(value).__name__}")
+    history.snapshots.append(value.detach().cpu())
     history.snapshot_epochs.append(epoch)
-    model.train()
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer,

@@ -123,7 +123,8 @@ def test_triplet_loss_takes_miner_output_and_empty_triplets_keep_a_gradient():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_batch_all_matches_triple_loop(device, seed):
     e, y = batch(seed, device=device)
-    loss, active = batch_all_triplet_loss(e, y, margin=0.5)
+    loss, stats = batch_all_triplet_loss(e, y, margin=0.5)
+    active = stats["active"]
     e, y = e.cpu(), y.cpu().tolist()
     values = [d_(e, a, p) - d_(e, a, n) + 0.5 for a, p, n in naive_valid(y)]
     positive = [v for v in values if v > 0]
@@ -135,7 +136,7 @@ def test_batch_all_matches_triple_loop(device, seed):
 @pytest.mark.parametrize("soft", [False, True])
 def test_batch_hard_loss_matches_loop_and_miner(device, soft):
     e, y = batch(2, device=device)
-    loss = batch_hard_triplet_loss(e, y, margin=0.3, soft=soft)
+    loss, stats = batch_hard_triplet_loss(e, y, margin=0.3, soft=soft)
     e_cpu, labels = e.cpu(), y.cpu().tolist()
     terms = []
     for a in range(len(labels)):
@@ -145,6 +146,7 @@ def test_batch_hard_loss_matches_loop_and_miner(device, soft):
             x = max(pos) - min(neg)
             terms.append(math.log1p(math.exp(x)) if soft else max(0.0, x + 0.3))
     assert loss.item() == pytest.approx(sum(terms) / len(terms), rel=1e-5)
+    assert stats["active"].item() == pytest.approx(sum(t > 0 for t in terms) / len(terms))
     if not soft:                                         # the loss and the miner agree
         a, p, n = batch_hard_triplets(e, y)
         assert loss.item() == pytest.approx(triplet_loss(e[a], e[p], e[n], margin=0.3).item(), rel=1e-5)
@@ -153,9 +155,10 @@ def test_batch_hard_loss_matches_loop_and_miner(device, soft):
 @pytest.mark.parametrize("labels", [torch.zeros(6, dtype=torch.long), torch.arange(6)])
 def test_batch_losses_without_valid_triplets_are_zero_with_gradient(labels):
     e = torch.randn(6, 3, requires_grad=True)
-    all_loss, active = batch_all_triplet_loss(e, labels)
-    hard = batch_hard_triplet_loss(e, labels)
-    assert all_loss.item() == 0 and active.item() == 0 and hard.item() == 0
+    all_loss, stats = batch_all_triplet_loss(e, labels)
+    hard, hard_stats = batch_hard_triplet_loss(e, labels)
+    assert all_loss.item() == 0 and stats["active"].item() == 0 and hard.item() == 0
+    assert hard_stats["active"].item() == 0 and torch.isfinite(hard)
     (all_loss + hard).backward()
     assert torch.equal(e.grad, torch.zeros_like(e))
 
@@ -164,14 +167,29 @@ def test_triplet_losses_identical_embeddings_finite_gradients():
     e = torch.ones(8, 4, requires_grad=True)
     y = torch.arange(8) % 2
     for soft in (False, True):
-        loss = batch_hard_triplet_loss(e, y, margin=0.2, soft=soft)
+        loss, _ = batch_hard_triplet_loss(e, y, margin=0.2, soft=soft)
         assert loss.item() == pytest.approx(0.2 if not soft else math.log(2))   # collapse: loss = margin
         loss.backward()
-    loss, active = batch_all_triplet_loss(e, y)
+    loss, stats = batch_all_triplet_loss(e, y)
     loss.backward()
     a, p, n = all_triplets(y)
     triplet_loss(e[a], e[p], e[n]).backward()
-    assert torch.isfinite(e.grad).all() and active.item() == 1.0
+    assert torch.isfinite(e.grad).all() and stats["active"].item() == 1.0
+
+
+@pytest.mark.parametrize("labels", [torch.arange(8) % 2, torch.zeros(8, dtype=torch.long)])
+def test_batch_losses_never_read_a_tensor_value_in_python(monkeypatch, labels):
+    """No `if` on a tensor and no .item(): on a GPU either would wait for the device every step."""
+    e = torch.randn(8, 3)
+
+    def refuse(*_):
+        raise AssertionError("the loss read a tensor value on the host")
+
+    monkeypatch.setattr(torch.Tensor, "__bool__", refuse)
+    monkeypatch.setattr(torch.Tensor, "item", refuse)
+    for loss_fn in (batch_all_triplet_loss, batch_hard_triplet_loss):
+        loss, stats = loss_fn(e, labels)
+        assert loss.shape == () and stats["active"].shape == ()
 
 
 def test_triplet_losses_reject_bad_input():

@@ -48,14 +48,19 @@ def test_fit_is_reproducible():
     torch.testing.assert_close(runs[0], runs[1])
 
 
-def test_interrupt_keeps_weights_and_history_and_continues():
+def test_interrupt_keeps_weights_and_history_and_continues_exactly():
+    """Interrupt in the middle of epoch 2, continue: the same weights and records as a run that was
+    never interrupted (Adam keeps its moments, the interrupted epoch resumes at the next batch)."""
     x, y = toy_problem()
+    straight = make_model()
+    expected = fit(straight, TensorBatches(x, y, batch_size=16), mse_step, epochs=5, lr=0.05, progress=False)
+
     model = make_model()
     calls = {"n": 0}
 
     def interrupted_step(model, batch):
         calls["n"] += 1
-        if calls["n"] == 7:                  # in epoch 2, as if the student pressed Interrupt
+        if calls["n"] == 7:
             raise KeyboardInterrupt
         return mse_step(model, batch)
 
@@ -64,9 +69,56 @@ def test_interrupt_keeps_weights_and_history_and_continues():
     assert history.interrupted and len(history.epochs) == 1 and len(history.steps) == 6
     assert isinstance(history.steps[-1]["loss"], float)
     assert not torch.equal(model.weight, before)       # the six steps taken are kept
+    adam = history._optimizer
+    assert adam.state[model.weight]["step"].item() == 6   # Adam's state is kept with the history
     history = fit(model, TensorBatches(x, y, batch_size=16), mse_step, epochs=5, lr=0.05, history=history,
                   progress=False)
+    assert history._optimizer is adam
     assert not history.interrupted and [e["epoch"] for e in history.epochs] == [1, 2, 3, 4, 5]
+    assert [s["step"] for s in history.steps] == list(range(1, 21))   # no step recorded twice
+    torch.testing.assert_close(model.weight, straight.weight)
+    assert [round(s["loss"], 6) for s in history.steps] == [round(s["loss"], 6) for s in expected.steps]
+
+
+def test_continuing_with_another_model_gets_a_fresh_optimizer():
+    x, y = toy_problem()
+    history = fit(make_model(), TensorBatches(x, y, batch_size=16), mse_step, epochs=1, progress=False)
+    other = make_model(seed=1)
+    history = fit(other, TensorBatches(x, y, batch_size=16), mse_step, epochs=2, history=history, progress=False)
+    assert {id(p) for g in history._optimizer.param_groups for p in g["params"]} == {id(p) for p in other.parameters()}
+
+
+def test_fit_with_mixed_precision_on_the_cpu():
+    x, y = toy_problem()
+    model = make_model()
+    history = fit(model, TensorBatches(x, y, batch_size=16), mse_step, epochs=20, lr=0.05, amp=True, progress=False)
+    assert model.weight.dtype == torch.float32                       # autocast computes in bf16, keeps fp32 weights
+    assert history.epochs[-1]["loss"] < 0.1 * history.epochs[0]["loss"]
+
+
+def test_snapshot_callable_vector_extras_and_clipping():
+    x, y = toy_problem()
+    model = make_model()
+
+    def step(model, batch):
+        loss, extra = mse_step(model, batch)
+        return loss, {**extra, "per_output": (model(batch[0]) - batch[1]).abs().mean(0).repeat(3)}   # a (3,) vector
+
+    history = fit(model, TensorBatches(x, y, batch_size=16), step, epochs=2, progress=False,
+                  snapshot=lambda m: m.weight.detach().clone())
+    assert history.snapshot_epochs == [0, 1, 2] and history.snapshots[0].shape == (1, 3)
+    assert isinstance(history.steps[0]["per_output"], list) and len(history.steps[0]["per_output"]) == 3
+    with pytest.raises(ValueError, match="not both"):
+        fit(model, TensorBatches(x, y, batch_size=16), step, epochs=1, snapshot=lambda m: m.weight, snapshot_inputs=x)
+
+    model = make_model()
+    before = model.weight.detach().clone()
+    sgd = torch.optim.SGD(model.parameters(), lr=1.0)
+    fit(model, TensorBatches(x * 100, y * 100, batch_size=64), mse_step, epochs=1, optimizer=sgd,
+        clip_grad_norm=0.01, progress=False)
+    assert (model.weight - before).norm() <= 0.01 + 1e-6           # one SGD step of a clipped gradient
+    with pytest.raises(ValueError, match="clip_grad_norm"):
+        fit(model, TensorBatches(x, y, batch_size=16), mse_step, epochs=1, clip_grad_norm=0.0)
 
 
 def test_checkpoint_resume_equals_uninterrupted_run(tmp_path):

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .style import FONT_SIZE, color_of, image_png, plotly_layout
 
-__all__ = ["project_2d", "embedding_explorer", "plot_embedding_static", "plot_snapshots_static"]
+__all__ = ["project_2d", "embedding_explorer", "plot_embedding_static", "plot_snapshots_static", "plot_collapse"]
 
 
 def _numpy(x) -> np.ndarray:
@@ -64,10 +64,21 @@ def _snapshots_of(source, epochs: Sequence[int] | None) -> tuple[list[np.ndarray
     return [_numpy(s) for s in snaps], epochs
 
 
+def _align(points: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Rotate, reflect, scale and shift points (N, 2) to lie as close as possible to target (N, 2)
+    (orthogonal Procrustes): a projection's orientation and scale carry no meaning, so successive
+    frames are put in the same pose and the slider shows real changes only."""
+    p, t = points - points.mean(0), target - target.mean(0)
+    u, sigma, vt = np.linalg.svd(p.T @ t)
+    scale = sigma.sum() / max((p ** 2).sum(), 1e-12)
+    return scale * p @ (u @ vt) + target.mean(0)
+
+
 def _project_all(snaps: list[np.ndarray], method: str, n_epochs: int | None, seed: int) -> list[np.ndarray]:
     out, previous = [], None
     for s in snaps:
-        previous = project_2d(s, method=method, init=previous, n_epochs=n_epochs, seed=seed)
+        current = project_2d(s, method=method, init=previous, n_epochs=n_epochs, seed=seed)
+        previous = current if previous is None else _align(current, previous)
         out.append(previous)
     return out
 
@@ -192,4 +203,35 @@ def plot_snapshots_static(source, labels: Tensor, *, epochs: Sequence[int] | Non
         ax.set_xticks([]), ax.set_yticks([])
     axes[0, -1].legend(title="class", fontsize=FONT_SIZE - 6, markerscale=2, loc="center left", bbox_to_anchor=(1, 0.5))
     fig.tight_layout()
+    return fig
+
+
+def plot_collapse(runs: dict, labels: Tensor, title: str = "The same test images under two networks"):
+    """Embeddings of several runs side by side, in the *same* axes: all are projected on the two
+    principal directions of the first run (the healthy one), without rescaling, so a collapsed
+    embedding shows up as a single dot instead of being blown up to fill its panel.
+
+    runs: {name: (N, D) embeddings of the same N inputs}; labels: (N,).
+    """
+    from plotly.subplots import make_subplots
+
+    names = list(runs)
+    xs = [_numpy(runs[n]) for n in names]
+    if len({x.shape for x in xs}) != 1:
+        raise ValueError(f"all runs must embed the same inputs, got shapes {[x.shape for x in xs]}")
+    centre = xs[0].mean(0)
+    _, _, vt = np.linalg.svd(xs[0] - centre, full_matrices=False)
+    xy = [(x - centre) @ vt[:2].T for x in xs]
+    lim = float(np.abs(np.concatenate(xy)).max()) * 1.08
+    y = _numpy(labels).astype(int)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.06)
+    for col, points in enumerate(xy, start=1):
+        for c in np.unique(y):
+            m = y == c
+            fig.add_scatter(x=points[m, 0], y=points[m, 1], mode="markers", name=str(c), legendgroup=str(c),
+                            showlegend=False, marker=dict(size=7, color=color_of(int(c)), opacity=0.7),
+                            hovertemplate=f"class {c}<extra></extra>", row=1, col=col)
+    fig.update_xaxes(range=[-lim, lim], title_text="principal direction 1 (of the first run)")
+    fig.update_yaxes(range=[-lim, lim])
+    fig.update_layout(**plotly_layout(title=title, width=520 * len(names), height=520))
     return fig

@@ -8,7 +8,8 @@ from torch import Tensor
 from ..mining import DIFFICULTY, pairwise_distances, triplet_difficulty
 from .style import FONT_SIZE, PALETTE, image_png, plotly_layout
 
-__all__ = ["anchor_view", "busiest_anchor", "difficulty_explorer", "plot_difficulty_static"]
+__all__ = ["anchor_view", "busiest_anchor", "difficulty_explorer", "plot_difficulty_static", "picked_negative_distances",
+           "sphere_distance_density", "plot_negative_distances"]
 
 COLOURS = {"positive": PALETTE[0], "hard": PALETTE[3], "semi-hard": PALETTE[1], "easy": PALETTE[9]}
 
@@ -135,4 +136,61 @@ def plot_difficulty_static(embeddings: Tensor, labels: Tensor, anchor: int | Non
            title=f"anchor {anchor}: d(a, p) = {v['d_ap']:.3f}, margin {margin}", ylim=(-0.6, 1.6))
     ax.legend(loc="upper left", bbox_to_anchor=(1, 1), fontsize=FONT_SIZE - 4)
     fig.tight_layout()
+    return fig
+
+
+def picked_negative_distances(embeddings: Tensor, labels: Tensor, margin: float = 0.2,
+                              generator: torch.Generator | None = None) -> dict[str, np.ndarray]:
+    """d(a, n) of the negatives each miner picks in one batch, next to all negative distances.
+
+    -> {"all negatives", "batch-hard", "semi-hard", "distance-weighted"}: 1-D arrays of distances.
+    """
+    from ..labels import label_masks
+    from ..mining import batch_hard_triplets, distance_weighted_triplets, semi_hard_triplets
+
+    e = torch.nn.functional.normalize(embeddings.detach().float(), dim=1)
+    d = pairwise_distances(e)
+    _, neg = label_masks(labels)
+    out = {"all negatives": d[neg]}
+    for name, (a, _, n) in (("batch-hard", batch_hard_triplets(e, labels)),
+                            ("semi-hard", semi_hard_triplets(e, labels, margin)),
+                            ("distance-weighted", distance_weighted_triplets(e, labels, generator=generator))):
+        out[name] = d[a, n]
+    return {k: v.cpu().numpy() for k, v in out.items()}
+
+
+def sphere_distance_density(dim: int, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """q(d): density of the distance between two uniform random points on the unit sphere in R^dim,
+    normalised to integrate to 1 on [0, 2] (Wu, Manmatha, Smola & Krähenbühl 2017)."""
+    d = np.linspace(1e-3, 2 - 1e-3, n)
+    log_q = (dim - 2) * np.log(d) + (dim - 3) / 2 * np.log(np.clip(1 - d ** 2 / 4, 1e-12, None))
+    q = np.exp(log_q - log_q.max())
+    return d, q / np.trapezoid(q, d)
+
+
+def plot_negative_distances(embeddings: Tensor, labels: Tensor, margin: float = 0.2,
+                            generator: torch.Generator | None = None, title: str | None = None):
+    """Histogram of a batch's negative distances on the unit sphere, q(d) for its dimension, and the
+    distances of the negatives picked by batch-hard, semi-hard and distance-weighted sampling.
+    Click a legend entry to hide or show it."""
+    import plotly.graph_objects as go
+
+    picked = picked_negative_distances(embeddings, labels, margin, generator)
+    dim = embeddings.shape[1]
+    fig = go.Figure(layout=plotly_layout(
+        title=title or f"Negative distances in one batch (D = {dim}) and the ones each miner picks",
+        width=980, height=480, barmode="overlay", xaxis=dict(title="d(anchor, negative)", range=[0, 2]),
+        yaxis=dict(title="density")))
+    colours = {"all negatives": "#999999", "batch-hard": PALETTE[3], "semi-hard": PALETTE[1],
+               "distance-weighted": PALETTE[2]}
+    for name, values in picked.items():
+        fig.add_histogram(x=values, name=f"{name} ({len(values):,})", histnorm="probability density",
+                          xbins=dict(start=0, end=2, size=0.04), marker_color=colours[name],
+                          opacity=0.45 if name == "all negatives" else 0.6)
+    d, q = sphere_distance_density(dim)
+    fig.add_scatter(x=d, y=q, mode="lines", name=f"q(d): random points, D = {dim}",
+                    line=dict(color="black", width=3, dash="dash"))
+    for x, text in ((0.5, "cut-off 0.5"), (1.4, "1.4 = β + α")):
+        fig.add_vline(x=x, line=dict(color="#555", dash="dot"), annotation_text=text,
+                      annotation_position="top")
     return fig

@@ -1,0 +1,75 @@
+"""Comparing methods honestly: mean ± sd over seeds, every seed as a dot, chance level as a line."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .style import FONT_SIZE, PALETTE, plotly_layout
+
+__all__ = ["plot_comparison", "plot_comparison_static"]
+
+
+def _summary(results: dict[str, Sequence[float]]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    if not results:
+        raise ValueError("give at least one {method: [score per seed]}")
+    names = list(results)
+    values = [np.asarray(results[n], dtype=float) for n in names]
+    if any(v.ndim != 1 or len(v) == 0 for v in values):
+        raise ValueError("each method needs a list of scores, one per seed")
+    means = np.array([v.mean() for v in values])
+    sds = np.array([v.std(ddof=1) if len(v) > 1 else 0.0 for v in values])
+    return names, means, sds
+
+
+def plot_comparison(results: dict[str, Sequence[float]], metric: str, chance: float | None = None,
+                    baseline: tuple[str, float] | None = None, title: str | None = None):
+    """Bars of the mean over seeds with ±1 sd error bars and one dot per seed.
+
+    results: {method: [score of seed 0, seed 1, ...]}; chance: the score of a random ranking;
+    baseline: an extra reference line, e.g. ("untrained", 0.11).
+    """
+    import plotly.graph_objects as go
+
+    names, means, sds = _summary(results)
+    n_seeds = max(len(v) for v in results.values())
+    fig = go.Figure(layout=plotly_layout(
+        title=title or f"{metric}: mean ± sd over {n_seeds} seeds", width=820, height=460,
+        yaxis=dict(title=metric, rangemode="tozero"), showlegend=True,
+        legend=dict(orientation="h", y=-0.18, x=0)))
+    fig.add_bar(x=names, y=means, error_y=dict(type="data", array=sds, thickness=2.5, width=10),
+                marker_color=[PALETTE[k % len(PALETTE)] for k in range(len(names))], opacity=0.75,
+                name="mean ± sd", hovertemplate="%{x}: %{y:.3f}<extra></extra>")
+    xs = [n for n in names for _ in results[n]]
+    fig.add_scatter(x=xs, y=[v for n in names for v in results[n]], mode="markers", name="one seed",
+                    marker=dict(size=11, color="black", symbol="circle-open", line=dict(width=2)))
+    for value, label, dash, colour in ((chance, "chance", "dash", "#777"),
+                                       (baseline[1] if baseline else None, baseline[0] if baseline else "", "dot", PALETTE[3])):
+        if value is not None:
+            fig.add_hline(y=value, line=dict(color=colour, dash=dash, width=2.5),
+                          annotation=dict(text=f"{label} {value:.3f}", font=dict(size=FONT_SIZE - 2)),
+                          annotation_position="top left")
+    return fig
+
+
+def plot_comparison_static(results: dict[str, Sequence[float]], metric: str, chance: float | None = None,
+                           baseline: tuple[str, float] | None = None, title: str | None = None):
+    """Matplotlib twin of :func:`plot_comparison`."""
+    import matplotlib.pyplot as plt
+
+    names, means, sds = _summary(results)
+    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 3, 4.6))
+    x = np.arange(len(names))
+    ax.bar(x, means, yerr=sds, capsize=8, color=[PALETTE[k % len(PALETTE)] for k in range(len(names))], alpha=0.75)
+    for k, n in enumerate(names):
+        ax.plot([k] * len(results[n]), results[n], "o", mfc="none", mec="black", ms=8, mew=2)
+    if chance is not None:
+        ax.axhline(chance, color="#777", ls="--", lw=2, label=f"chance {chance:.3f}")
+    if baseline is not None:
+        ax.axhline(baseline[1], color=PALETTE[3], ls=":", lw=2.5, label=f"{baseline[0]} {baseline[1]:.3f}")
+    ax.set_xticks(x, names, fontsize=FONT_SIZE - 4)
+    ax.set(ylabel=metric, title=title or f"{metric}: mean ± sd over seeds")
+    if chance is not None or baseline is not None:
+        ax.legend(fontsize=FONT_SIZE - 4)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,493 @@
+"""The exercise checkers accept plain correct solutions, reject the common mistakes with the right hint,
+and never raise on a broken student function."""
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_lib import exercises as ex
+from course_lib.distances import paired_distances, pairwise_distances
+from course_lib.losses import batch_all_triplet_loss, batch_hard_triplet_loss, contrastive_loss, triplet_loss
+from course_lib.metrics import map_at_r, precision_at_1
+
+
+def first(out):
+    return out[0] if isinstance(out, tuple) else out
+
+
+def cube_distances(x):
+    """(B, D) -> (B, B) through the (B, B, D) differences, with a safe sqrt: a plain student solution."""
+    sq = (x[:, None, :] - x[None, :, :]).pow(2).sum(-1)
+    return sq.clamp_min(1e-12).sqrt()
+
+
+# ---------------------------------------------------------------- pairwise distances
+def pairwise_expansion(x):
+    n = x.pow(2).sum(1)
+    sq = (n[:, None] + n[None, :] - 2 * x @ x.T).clamp_min(0) * (1 - torch.eye(len(x), dtype=x.dtype))
+    return torch.where(sq > 0, sq.clamp_min(1e-30).sqrt(), 0.0)
+
+
+def pairwise_cdist(x):
+    return torch.cdist(x, x)
+
+
+def pairwise_squared(x):
+    return (x[:, None] - x[None]).pow(2).sum(-1)
+
+
+def pairwise_no_clamp(x):
+    n = (x * x).sum(1)
+    return (n[:, None] + n[None, :] - 2 * x @ x.T).sqrt()
+
+
+def pairwise_diagonal_noise(x):
+    n = (x * x).sum(1)
+    return (n[:, None] + n[None, :] - 2 * x @ x.T).clamp_min(1e-12).sqrt()
+
+
+def pairwise_plain_sqrt(x):
+    return (x[:, None] - x[None]).pow(2).sum(-1).sqrt()
+
+
+# ---------------------------------------------------------------- contrastive
+def contrastive_ok(x1, x2, same, margin):
+    d = (x1 - x2).pow(2).sum(1).clamp_min(1e-12).sqrt()
+    return torch.where(same, 0.5 * d**2, 0.5 * (margin - d).clamp_min(0) ** 2).mean()
+
+
+def contrastive_pairwise_distance(x1, x2, same, margin):
+    d = F.pairwise_distance(x1, x2)
+    return (0.5 * same * d**2 + 0.5 * ~same * F.relu(margin - d) ** 2).mean()
+
+
+def _contrastive(x1, x2, same, margin, pos, neg, reduce=torch.mean):
+    d = paired_distances(x1, x2)
+    return reduce(torch.where(same, pos(d), neg(d, margin)))
+
+
+def contrastive_sq_in_hinge(x1, x2, same, margin):
+    return _contrastive(x1, x2, same, margin, lambda d: 0.5 * d**2, lambda d, m: 0.5 * (m - d**2).clamp_min(0) ** 2)
+
+
+def contrastive_no_half(x1, x2, same, margin):
+    return _contrastive(x1, x2, same, margin, lambda d: d**2, lambda d, m: (m - d).clamp_min(0) ** 2)
+
+
+def contrastive_sum(x1, x2, same, margin):
+    half_hinge = lambda d, m: 0.5 * (m - d).clamp_min(0) ** 2        # noqa: E731
+    return _contrastive(x1, x2, same, margin, lambda d: 0.5 * d**2, half_hinge, torch.sum)
+
+
+def contrastive_no_clamp(x1, x2, same, margin):
+    return _contrastive(x1, x2, same, margin, lambda d: 0.5 * d**2, lambda d, m: 0.5 * (m - d) ** 2)
+
+
+def contrastive_swapped(x1, x2, same, margin):
+    return contrastive_ok(x1, x2, ~same, margin)
+
+
+def contrastive_per_pair(x1, x2, same, margin):
+    return contrastive_loss(x1, x2, same, margin, reduction="none")
+
+
+def contrastive_fixed_margin(x1, x2, same, margin):
+    return contrastive_ok(x1, x2, same, 1.0)
+
+
+def contrastive_plain_sqrt(x1, x2, same, margin):
+    d = (x1 - x2).pow(2).sum(1).sqrt()
+    return torch.where(same, 0.5 * d**2, 0.5 * (margin - d).clamp_min(0) ** 2).mean()
+
+
+# ---------------------------------------------------------------- precision@1
+def p1_ok(queries, query_labels, gallery, gallery_labels):
+    nearest = torch.cdist(queries, gallery).argmin(1)
+    return (gallery_labels[nearest] == query_labels).float().mean().item()
+
+
+def p1_farthest(queries, query_labels, gallery, gallery_labels):
+    return (gallery_labels[torch.cdist(queries, gallery).argmax(1)] == query_labels).float().mean().item()
+
+
+def p1_count(queries, query_labels, gallery, gallery_labels):
+    return int((gallery_labels[torch.cdist(queries, gallery).argmin(1)] == query_labels).sum())
+
+
+def p1_per_query(queries, query_labels, gallery, gallery_labels):
+    return (gallery_labels[torch.cdist(queries, gallery).argmin(1)] == query_labels).float()
+
+
+def p1_percent(queries, query_labels, gallery, gallery_labels):
+    return 100 * p1_ok(queries, query_labels, gallery, gallery_labels)
+
+
+# ---------------------------------------------------------------- triplet
+def triplet_ok(anchor, positive, negative, margin):
+    d_ap = (anchor - positive).pow(2).sum(1).clamp_min(1e-12).sqrt()
+    d_an = (anchor - negative).pow(2).sum(1).clamp_min(1e-12).sqrt()
+    return (d_ap - d_an + margin).clamp_min(0).mean()
+
+
+def _triplet_raw(a, p, n, m):
+    return paired_distances(a, p) - paired_distances(a, n) + m
+
+
+def triplet_squared(a, p, n, m):
+    return triplet_loss(a, p, n, m, squared=True)
+
+
+def triplet_no_hinge(a, p, n, m):
+    return _triplet_raw(a, p, n, m).mean()
+
+
+def triplet_active_mean(a, p, n, m):
+    loss = _triplet_raw(a, p, n, m).clamp_min(0)
+    return loss.sum() / (loss > 0).sum().clamp_min(1)
+
+
+def triplet_sum(a, p, n, m):
+    return _triplet_raw(a, p, n, m).clamp_min(0).sum()
+
+
+def triplet_margin_sign(a, p, n, m):
+    return (_triplet_raw(a, p, n, m) - 2 * m).clamp_min(0).mean()
+
+
+def triplet_swapped(a, p, n, m):
+    return triplet_ok(a, n, p, m)
+
+
+def triplet_plain_sqrt(a, p, n, m):
+    return ((a - p).pow(2).sum(1).sqrt() - (a - n).pow(2).sum(1).sqrt() + m).clamp_min(0).mean()
+
+
+# ---------------------------------------------------------------- AP@R
+def ap_ok(hits):
+    rel = hits.float()
+    precision = rel.cumsum(1) / torch.arange(1, hits.shape[1] + 1)
+    return (precision * rel).sum(1) / hits.shape[1]
+
+
+def ap_loop(hits):
+    out = []
+    for row in hits.tolist():
+        found, total = 0, 0.0
+        for i, rel in enumerate(row, start=1):
+            found += rel
+            total += found / i if rel else 0.0
+        out.append(total / len(row))
+    return torch.tensor(out)
+
+
+def ap_by_hits(hits):
+    rel = hits.float()
+    return (rel.cumsum(1) / torch.arange(1, hits.shape[1] + 1) * rel).sum(1) / rel.sum(1).clamp_min(1)
+
+
+def ap_all_ranks(hits):
+    return (hits.float().cumsum(1) / torch.arange(1, hits.shape[1] + 1)).mean(1)
+
+
+def ap_precision_at_r(hits):
+    return hits.float().mean(1)
+
+
+def ap_mean(hits):
+    return ap_ok(hits).mean()
+
+
+def ap_from_zero(hits):
+    rel = hits.float()
+    return (rel.cumsum(1) / torch.arange(hits.shape[1]) * rel).sum(1) / hits.shape[1]
+
+
+# ---------------------------------------------------------------- batch hard
+def batch_hard_ok(embeddings, labels, margin):
+    d = cube_distances(embeddings)
+    same = labels[:, None] == labels[None, :]
+    pos = same & ~torch.eye(len(labels), dtype=torch.bool)
+    hardest_pos = (d * pos).amax(1)
+    hardest_neg = d.masked_fill(same, float("inf")).amin(1)
+    keep = pos.any(1) & (~same).any(1)
+    loss = (hardest_pos - hardest_neg + margin).clamp_min(0)
+    return (loss * keep).sum() / keep.sum().clamp_min(1)
+
+
+def _batch_hard(embeddings, labels, margin, self_pos=False, over_all=False, hinge=True, squared=False, far_pos=True,
+                easiest=False):
+    d = pairwise_distances(embeddings, squared=squared)
+    same = labels[:, None] == labels[None, :]
+    pos = same if self_pos else same & ~torch.eye(len(labels), dtype=torch.bool)
+    if easiest:
+        hp, hn = d.masked_fill(~pos, float("inf")).amin(1), (d * ~same).amax(1)
+    else:
+        hp, hn = (d * pos).amax(1), d.masked_fill(same, float("inf")).amin(1)
+    keep = pos.any(1) & (~same).any(1)
+    loss = hp - hn + margin
+    loss = loss.clamp_min(0) if hinge else loss
+    return (loss * keep).mean() if over_all else (loss * keep).sum() / keep.sum().clamp_min(1)
+
+
+def bh_easiest(e, y, m):
+    return _batch_hard(e, y, m, easiest=True)
+
+
+def bh_self_positive(e, y, m):
+    return _batch_hard(e, y, m, self_pos=True)
+
+
+def bh_mean_all(e, y, m):
+    return _batch_hard(e, y, m, over_all=True)
+
+
+def bh_no_hinge(e, y, m):
+    return _batch_hard(e, y, m, hinge=False)
+
+
+def bh_squared(e, y, m):
+    return _batch_hard(e, y, m, squared=True)
+
+
+def bh_nan_when_empty(e, y, m):
+    d = pairwise_distances(e)
+    same = y[:, None] == y[None, :]
+    pos = same & ~torch.eye(len(y), dtype=torch.bool)
+    keep = pos.any(1) & (~same).any(1)
+    loss = ((d * pos).amax(1) - d.masked_fill(same, float("inf")).amin(1) + m).clamp_min(0)
+    return loss[keep].mean()
+
+
+# ---------------------------------------------------------------- semi-hard mask
+def semi_hard_ok(d, labels, margin):
+    same = labels[:, None] == labels[None, :]
+    pos = same & ~torch.eye(len(labels), dtype=torch.bool)
+    d_ap, d_an = d[:, :, None], d[:, None, :]
+    return pos[:, :, None] & ~same[:, None, :] & (d_ap < d_an) & (d_an < d_ap + margin)
+
+
+def semi_hard_loop(d, labels, margin):
+    b, y = len(labels), labels.tolist()
+    mask = torch.zeros(b, b, b, dtype=torch.bool)
+    for a, p, n in itertools.product(range(b), repeat=3):
+        mask[a, p, n] = a != p and y[a] == y[p] and y[n] != y[a] and d[a, p] < d[a, n] < d[a, p] + margin
+    return mask
+
+
+def _semi_hard(d, labels, margin, le_low=False, le_up=False, distinct=True, upper=True, lower=True):
+    same = labels[:, None] == labels[None, :]
+    pos = same & ~torch.eye(len(labels), dtype=torch.bool) if distinct else same
+    d_ap, d_an = d[:, :, None], d[:, None, :]
+    mask = pos[:, :, None] & ~same[:, None, :]
+    if lower:
+        mask &= (d_ap <= d_an) if le_low else (d_ap < d_an)
+    if upper:
+        mask &= (d_an <= d_ap + margin) if le_up else (d_an < d_ap + margin)
+    return mask
+
+
+def sh_le(d, y, m):
+    return _semi_hard(d, y, m, le_low=True)
+
+
+def sh_le_upper(d, y, m):
+    return _semi_hard(d, y, m, le_up=True)
+
+
+def sh_self(d, y, m):
+    return _semi_hard(d, y, m, distinct=False)
+
+
+def sh_no_upper(d, y, m):
+    return _semi_hard(d, y, m, upper=False)
+
+
+def sh_no_lower(d, y, m):
+    return _semi_hard(d, y, m, lower=False)
+
+
+def sh_float(d, y, m):
+    return semi_hard_ok(d, y, m).float()
+
+
+# ---------------------------------------------------------------- batch all
+def batch_all_ok(embeddings, labels, margin):
+    d = cube_distances(embeddings)
+    same = labels[:, None] == labels[None, :]
+    pos = same & ~torch.eye(len(labels), dtype=torch.bool)
+    valid = pos[:, :, None] & ~same[:, None, :]                      # (B, B, B) [a, p, n]
+    loss = (d[:, :, None] - d[:, None, :] + margin).clamp_min(0) * valid
+    return loss.sum() / (loss > 0).sum().clamp_min(1)
+
+
+def _batch_all(e, y, m, over="active", distinct=True, squared=False):
+    d = pairwise_distances(e, squared=squared)
+    same = y[:, None] == y[None, :]
+    pos = same & ~torch.eye(len(y), dtype=torch.bool) if distinct else same
+    valid = pos[:, :, None] & ~same[:, None, :]
+    loss = (d[:, :, None] - d[:, None, :] + m).clamp_min(0) * valid
+    count = valid.sum() if over == "valid" else (loss > 0).sum()
+    return loss.sum() / count.clamp_min(1)
+
+
+def ba_diluted(e, y, m):
+    return _batch_all(e, y, m, over="valid")
+
+
+def ba_self(e, y, m):
+    return _batch_all(e, y, m, distinct=False)
+
+
+def ba_squared(e, y, m):
+    return _batch_all(e, y, m, squared=True)
+
+
+def ba_nan(e, y, m):
+    d = pairwise_distances(e)
+    same = y[:, None] == y[None, :]
+    valid = (same & ~torch.eye(len(y), dtype=torch.bool))[:, :, None] & ~same[:, None, :]
+    loss = (d[:, :, None] - d[:, None, :] + m).clamp_min(0)
+    return loss[valid & (loss > 0)].mean()
+
+
+def ba_detached_zero(e, y, m):
+    loss = batch_all_ok(e, y, m)
+    return loss if loss.item() > 0 else torch.tensor(0.0)
+
+
+# ---------------------------------------------------------------- the table of cases
+CHECKERS = {
+    "pairwise": (ex.check_pairwise_distances, [cube_distances, pairwise_expansion, pairwise_cdist, pairwise_distances],
+                 [(pairwise_squared, "squared distances"), (pairwise_no_clamp, "clamp_min(0)"),
+                  (pairwise_diagonal_noise, "diagonal"), (pairwise_plain_sqrt, "infinite slope")]),
+    "contrastive": (ex.check_contrastive_loss, [contrastive_ok, contrastive_pairwise_distance, contrastive_loss],
+                    [(contrastive_sq_in_hinge, "not max(0, m − d²)²"), (contrastive_no_half, "factor ½"),
+                     (contrastive_sum, "instead of summing"), (contrastive_no_clamp, "Clamp the negative term"),
+                     (contrastive_swapped, "swapped"), (contrastive_per_pair, "not one value per item"),
+                     (contrastive_fixed_margin, "margin argument"), (contrastive_plain_sqrt, "infinite slope")]),
+    "precision@1": (ex.check_precision_at_1, [p1_ok, precision_at_1],
+                    [(p1_farthest, "farthest"), (p1_count, "divide the number of hits by Q"),
+                     (p1_per_query, "not one value per item"), (p1_percent, "percentage")]),
+    "triplet": (ex.check_triplet_loss, [triplet_ok, triplet_loss],
+                [(triplet_squared, "not squared"), (triplet_no_hinge, "Clamp each triplet at 0"),
+                 (triplet_active_mean, "active ones only"), (triplet_sum, "instead of summing"),
+                 (triplet_margin_sign, "margin is added"), (triplet_swapped, "swapped"),
+                 (triplet_plain_sqrt, "infinite slope")]),
+    "AP@R": (ex.check_average_precision_at_r, [ap_ok, ap_loop],
+             [(ap_by_hits, "Divide by R"), (ap_all_ranks, "only at the ranks where"),
+              (ap_precision_at_r, "precision@R"), (ap_mean, "one AP per query"), (ap_from_zero, "Ranks start at 1")]),
+    "batch hard": (ex.check_batch_hard_loss, [batch_hard_ok, lambda e, y, m: first(batch_hard_triplet_loss(e, y, m))],
+                   [(bh_easiest, "easiest"), (bh_self_positive, "not its own positive"),
+                    (bh_mean_all, "Average only over the anchors"), (bh_no_hinge, "hinge"), (bh_squared, "not squared"),
+                    (bh_nan_when_empty, "not the mean of an empty tensor")]),
+    "semi-hard": (ex.check_semi_hard_mask, [semi_hard_ok, semi_hard_loop],
+                  [(sh_le, "strict: d(a,p) < d(a,n)"), (sh_le_upper, "upper bound is strict"),
+                   (sh_self, "not its own positive"), (sh_no_upper, "easy negatives"), (sh_no_lower, "hard negatives"),
+                   (sh_float, "bool")]),
+    "batch all": (ex.check_batch_all_loss, [batch_all_ok, lambda e, y, m: first(batch_all_triplet_loss(e, y, m))],
+                  [(ba_diluted, "ACTIVE"), (ba_self, "not its own positive"), (ba_squared, "not squared"),
+                   (ba_nan, "0 / 0"), (ba_detached_zero, "embeddings.sum() * 0")]),
+}
+CORRECT = [(name, fn) for name, (_, fns, _) in CHECKERS.items() for fn in fns]
+WRONG = [(name, fn, hint) for name, (_, _, wrongs) in CHECKERS.items() for fn, hint in wrongs]
+
+
+@pytest.mark.parametrize("name, solution", CORRECT, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CORRECT)])
+def test_correct_solutions_pass(name, solution, capsys):
+    assert CHECKERS[name][0](solution) is True
+    out = capsys.readouterr().out
+    assert out.startswith("✓") and "checks passed" in out
+
+
+@pytest.mark.parametrize("name, wrong, hint", WRONG, ids=[f"{n}-{f.__name__}" for n, f, _ in WRONG])
+def test_wrong_solutions_fail_with_their_hint(name, wrong, hint, capsys):
+    assert CHECKERS[name][0](wrong) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✗") and hint in out, out
+
+
+@pytest.mark.parametrize("name", CHECKERS)
+def test_stub_is_not_done_yet(name, capsys):
+    def stub(*args):
+        raise NotImplementedError("write this function")
+    assert CHECKERS[name][0](stub) is False
+    out = capsys.readouterr().out
+    assert "not done yet" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("name", CHECKERS)
+def test_crashing_function_is_reported_not_raised(name, capsys):
+    def crash(*args):
+        raise IndexError("index 7 is out of bounds")
+    assert CHECKERS[name][0](crash) is False
+    assert "raised IndexError: index 7 is out of bounds" in capsys.readouterr().out
+
+
+def test_wrong_type_and_dtype_are_reported(capsys):
+    assert ex.check_contrastive_loss(lambda *a: [0.3]) is False
+    assert "expected a tensor" in capsys.readouterr().out
+    assert ex.check_pairwise_distances(lambda x: cube_distances(x.double())) is False
+    out = capsys.readouterr().out
+    assert "expected dtype torch.float32" in out and "Keep the dtype" in out
+
+
+def test_gradient_that_differs_is_reported(capsys):
+    def detached_hinge(x1, x2, same, margin):             # right values, but negative pairs are never pushed
+        d = paired_distances(x1, x2)
+        return torch.where(same, 0.5 * d**2, 0.5 * (margin - d.detach()).clamp_min(0) ** 2).mean()
+    assert ex.check_contrastive_loss(detached_hinge) is False
+    out = capsys.readouterr().out
+    assert "(gradient): the gradient differs" in out and ".detach()" in out
+
+
+def test_checkers_leave_the_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    ex.check_batch_hard_loss(batch_hard_ok)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_ap_reference_matches_map_at_r():
+    """A query at 0 on a line, gallery items at 1, 2, ...: the ranking is the hits row, then the missed relevant
+    items."""
+    g = torch.Generator().manual_seed(0)
+    for hits in (torch.rand(5, 6, generator=g) < 0.5).tolist() + [[True, False, True]]:
+        r = len(hits)
+        labels = [0 if h else 1 for h in hits] + [0] * (r - sum(hits))     # the relevant items ranked after R
+        gallery = torch.arange(1.0, len(labels) + 1)[:, None]
+        expected = map_at_r(torch.zeros(1, 1), torch.tensor([0]), gallery, torch.tensor(labels))
+        assert ex._ap_at_r(torch.tensor([hits])).item() == pytest.approx(expected, abs=1e-6)
+        assert ap_loop(torch.tensor([hits])).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_semi_hard_fixture_agrees_with_the_miner():
+    """The hand fixture of check_semi_hard_mask: only (a, p, n) = (0, 1, 4) is semi-hard, ties excluded."""
+    from course_lib.mining import semi_hard_triplets
+    e = torch.tensor([0, 1, -1, 1.5, -1.25, 0.25])[:, None]
+    a, p, n = semi_hard_triplets(e, torch.tensor([0, 0, 1, 2, 3, 4]), 0.5)
+    assert list(zip(a.tolist(), p.tolist(), n.tolist())) == [(0, 1, 4)]
+
+
+def test_use_if_correct(capsys):
+    mine, theirs = (lambda: "mine"), triplet_loss
+    assert ex.use_if_correct(mine, True, theirs) is mine
+    assert "Using your function." in capsys.readouterr().out
+    assert ex.use_if_correct(mine, False, theirs) is theirs
+    assert "Using course_lib.losses.triplet_loss instead" in capsys.readouterr().out
+    ex.use_if_correct(mine, False, theirs, "the library's triplet loss")
+    assert "Using the library's triplet loss instead" in capsys.readouterr().out
+
+
+def test_expect_at_least(monkeypatch, capsys):
+    monkeypatch.delenv("COURSE_STRICT", raising=False)
+    assert ex.expect_at_least(0.93, 0.75, "precision@1") is True
+    assert capsys.readouterr().out.strip() == "✓ precision@1 = 0.93 (expected ≥ 0.75)"
+    assert ex.expect_at_least(0.61, 0.75, "precision@1") is False
+    assert "⚠ precision@1 = 0.61 is below the expected 0.75" in capsys.readouterr().out
+    assert ex.expect_at_least(float("nan"), 0.75, "loss") is False
+    monkeypatch.setenv("COURSE_STRICT", "1")
+    assert ex.expect_at_least(0.8, 0.75, "precision@1") is True
+    with pytest.raises(AssertionError, match="below the expected 0.75"):
+        ex.expect_at_least(0.61, 0.75, "precision@1")
