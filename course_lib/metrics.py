@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ._checks import check_embeddings, check_labels, check_same_device
 
-__all__ = ["nearest_neighbours", "precision_at_1", "recall_at_k", "map_at_r", "verification_roc", "roc_auc", "best_threshold"]
+__all__ = ["nearest_neighbours", "precision_at_1", "recall_at_k", "map_at_r", "average_precision_at_r", "verification_roc", "roc_auc", "best_threshold"]
 
 _CHUNK = 1024  # queries per block, so a (Q, N) distance matrix never has to fit in memory at once
 
@@ -161,3 +161,16 @@ def best_threshold(distances: Tensor, same: Tensor) -> tuple[float, float]:
     if 0 < best < len(thresholds) - 1:                         # halfway to the next distance
         t = (t + thresholds[best + 1]) / 2
     return float(t), float(accuracy[best])
+
+
+def average_precision_at_r(hits: Tensor) -> Tensor:
+    """AP@R of each query from the relevance of its R nearest neighbours. hits: (Q, R) bool -> (Q,).
+
+    (1/R) sum_i P(i) rel(i), with P(i) the share of hits among the first i: a miss counts 0 and the
+    sum is divided by R, not by the number of hits (Musgrave et al. 2020). ✓✗✓ gives (1 + 2/3) / 3.
+    """
+    if hits.ndim != 2 or hits.shape[1] == 0:
+        raise ValueError(f"hits must be (Q, R) with R >= 1, got shape {tuple(hits.shape)}")
+    rel = hits.float()                                                  # (Q, R)
+    ranks = torch.arange(1, rel.shape[1] + 1, device=rel.device)        # (R,)
+    return (rel.cumsum(1) / ranks * rel).sum(1) / rel.shape[1]
