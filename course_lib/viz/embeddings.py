@@ -78,7 +78,8 @@ def _project_all(snaps: list[np.ndarray], method: str, n_epochs: int | None, see
     out, previous = [], None
     for s in snaps:
         current = project_2d(s, method=method, init=previous, n_epochs=n_epochs, seed=seed)
-        previous = current if previous is None else _align(current, previous)
+        # 2-D embeddings are drawn as they are; only projections (D > 2) are put in the previous pose
+        previous = current if previous is None or s.shape[1] <= 2 else _align(current, previous)
         out.append(previous)
     return out
 
