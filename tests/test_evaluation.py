@@ -1,0 +1,270 @@
+import math
+import statistics
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from course_lib.distances import paired_distances
+from course_lib.evaluation import (chance_levels, collapse_report, effective_rank, mean_sd, over_seeds,
+                                   registration_report, relative_spread, retrieval_scores, sample_pair_distances)
+
+
+def naive_effective_rank(x: np.ndarray) -> float:
+    s = np.linalg.svd(x - x.mean(0), compute_uv=False)
+    p = s / s.sum()
+    p = p[p > 0]
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def naive_relative_spread(x: np.ndarray) -> float:
+    n = len(x)
+    total = sum(np.linalg.norm(x[i] - x[j]) for i in range(n) for j in range(n) if i != j)
+    return total / (n * (n - 1)) / np.mean([np.linalg.norm(row) for row in x])
+
+
+def clusters(n_classes=4, per_class=6, dim=2, spread=0.05, seed=0):
+    """Points of class c around a centre 10 units from every other centre: retrieval is perfect."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n_classes).repeat_interleave(per_class)
+    centres = torch.zeros(n_classes, dim)
+    centres[:, 0] = 10.0 * torch.arange(n_classes)
+    return centres[y] + spread * torch.randn(len(y), dim, generator=g), y
+
+
+class Constant(nn.Module):
+    """Maps every input to the same embedding: a collapsed network."""
+
+    def __init__(self, dim=4):
+        super().__init__()
+        self.value = nn.Parameter(torch.tensor([0.3, -1.7, 2.9, 0.05][:dim]))
+
+    def forward(self, x):
+        return self.value.expand(len(x), -1)
+
+
+# ----------------------------------------------------------------------------- effective rank
+
+def test_effective_rank_of_a_line_is_one():
+    g = torch.Generator().manual_seed(0)
+    t = torch.randn(200, 1, generator=g)
+    direction = torch.randn(1, 8, generator=g)
+    x = 3.0 + t * direction                                 # offset, then one direction only
+    assert effective_rank(x) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_effective_rank_of_isotropic_gaussian_is_close_to_d():
+    g = torch.Generator().manual_seed(0)
+    r = effective_rank(torch.randn(2000, 8, generator=g))
+    assert 7.0 < r <= 8.0
+    assert effective_rank(torch.randn(2000, 8, generator=g) * 1e-3) == pytest.approx(r, abs=0.05)  # scale-free
+
+
+@pytest.mark.parametrize("n", [2, 5, 7, 50])
+def test_effective_rank_of_identical_rows_is_zero(n):
+    g = torch.Generator().manual_seed(n)
+    row = torch.randn(1, 16, generator=g)
+    assert effective_rank(row.repeat(n, 1)) == 0.0
+    assert effective_rank(torch.full((n, 5), 0.1)) == 0.0
+    assert effective_rank(torch.zeros(n, 3)) == 0.0
+
+
+@pytest.mark.parametrize("shape", [(30, 5), (5, 30), (64, 64)])
+def test_effective_rank_matches_numpy_svd(shape):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(*shape, generator=g) * torch.linspace(0.1, 3.0, shape[1])   # uneven directions
+    assert effective_rank(x) == pytest.approx(naive_effective_rank(x.double().numpy()), rel=1e-4)
+
+
+def test_effective_rank_rejects_non_matrices():
+    with pytest.raises(ValueError, match=r"\(B, D\)"):
+        effective_rank(torch.randn(10))
+
+
+# ----------------------------------------------------------------------------- relative spread
+
+def test_relative_spread_matches_naive_double_loop():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(9, 3, generator=g) + 1.0
+    assert relative_spread(x) == pytest.approx(naive_relative_spread(x.double().numpy()), rel=1e-5)
+
+
+def test_relative_spread_is_scale_invariant():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(40, 6, generator=g)
+    assert relative_spread(10 * x) == pytest.approx(relative_spread(x), rel=1e-5)
+    assert relative_spread(0.01 * x) == pytest.approx(relative_spread(x), rel=1e-5)
+
+
+@pytest.mark.parametrize("n", [2, 5, 50])
+def test_relative_spread_of_identical_rows_is_zero(n):
+    g = torch.Generator().manual_seed(n)
+    row = torch.randn(1, 16, generator=g)
+    assert relative_spread(row.repeat(n, 1)) == 0.0
+    assert relative_spread(torch.full((n, 4), 0.3)) == 0.0
+
+
+def test_relative_spread_needs_two_rows():
+    with pytest.raises(ValueError, match="at least two"):
+        relative_spread(torch.randn(1, 4))
+    with pytest.raises(ValueError, match="at least two"):
+        relative_spread(torch.randn(0, 4))
+
+
+# ----------------------------------------------------------------------------- chance levels
+
+def naive_chance_p_at_1(labels: list[int]) -> float:
+    n = len(labels)
+    shares = [sum(labels[j] == labels[i] for j in range(n) if j != i) / (n - 1) for i in range(n)]
+    return sum(shares) / n
+
+
+def naive_random_map_at_r(labels: list[int], trials: int, seed: int) -> float:
+    """Every query ranks the others in a uniformly random order; AP@R by hand, averaged."""
+    rng = np.random.default_rng(seed)
+    n, aps = len(labels), []
+    for _ in range(trials):
+        for i in range(n):
+            others = [j for j in range(n) if j != i]
+            big_r = sum(labels[j] == labels[i] for j in others)
+            if big_r == 0:
+                continue
+            ranking = rng.permutation(others)[:big_r]
+            hits, ap = 0, 0.0
+            for rank, j in enumerate(ranking, start=1):
+                if labels[j] == labels[i]:
+                    hits += 1
+                    ap += hits / rank
+            aps.append(ap / big_r)
+    return sum(aps) / len(aps)
+
+
+def test_chance_p_at_1_is_exact():
+    labels = torch.tensor([0] * 3 + [1] * 7 + [2] * 2 + [5] * 12 + [9] * 6)
+    levels = chance_levels(labels[torch.randperm(len(labels))], trials=2)
+    assert levels["P@1"] == pytest.approx(naive_chance_p_at_1(labels.tolist()), rel=1e-6)
+
+
+def test_chance_map_at_r_agrees_with_monte_carlo_and_is_low():
+    labels = torch.arange(10).repeat_interleave(6)
+    levels = chance_levels(labels, trials=40, seed=0)
+    estimate = naive_random_map_at_r(labels.tolist(), trials=40, seed=1)
+    assert levels["MAP@R"] == pytest.approx(estimate, abs=0.02)
+    assert levels["P@1"] == pytest.approx(5 / 59)
+    assert levels["P@1"] < 0.2 and levels["MAP@R"] < 0.2
+
+
+def test_chance_levels_are_deterministic_for_a_seed():
+    labels = torch.arange(8).repeat_interleave(5)
+    assert chance_levels(labels, trials=3, seed=4) == chance_levels(labels, trials=3, seed=4)
+    assert chance_levels(labels, trials=3, seed=4)["MAP@R"] != chance_levels(labels, trials=3, seed=5)["MAP@R"]
+
+
+# ----------------------------------------------------------------------------- seeds
+
+def test_over_seeds_collects_lists_and_passes_each_seed():
+    calls = []
+
+    def train(seed):
+        calls.append(seed)
+        return {"MAP@R": torch.tensor(0.5 + seed), "P@1": seed / 10}
+
+    out = over_seeds(train, 3)
+    assert calls == [0, 1, 2]
+    assert out == {"MAP@R": [0.5, 1.5, 2.5], "P@1": [0.0, 0.1, 0.2]}
+    assert all(isinstance(v, float) for vs in out.values() for v in vs)
+    calls.clear()
+    assert over_seeds(train, [7, 3])["P@1"] == [0.7, 0.3] and calls == [7, 3]
+    with pytest.raises(ValueError, match="at least one seed"):
+        over_seeds(train, [])
+    with pytest.raises(ValueError, match="at least one seed"):
+        over_seeds(train, 0)
+
+
+@pytest.mark.parametrize("values", [[0.61, 0.58, 0.66], [1, 2, 3, 4, 10], [0.5, 0.5]])
+def test_mean_sd_matches_statistics(values):
+    m, sd = mean_sd(values)
+    assert m == pytest.approx(statistics.mean(values))
+    assert sd == pytest.approx(statistics.stdev(values))
+
+
+def test_mean_sd_single_value_and_empty():
+    assert mean_sd([0.42]) == (0.42, 0.0)
+    with pytest.raises(ValueError, match="no values"):
+        mean_sd([])
+
+
+# ----------------------------------------------------------------------------- models
+
+def fixed_linear(dim=2):
+    """A model with parameters that maps 2-D points to themselves (a fixed identity nn.Linear)."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(dim, dim, bias=False))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.eye(dim))
+    return model
+
+
+def test_retrieval_scores_of_separated_clusters_are_perfect():
+    x, y = clusters()
+    model = fixed_linear()
+    model.train()
+    scores = retrieval_scores(model, x, y)
+    assert scores == {"P@1": 1.0, "MAP@R": pytest.approx(1.0)}
+    assert model.training                                  # embed puts the model back as it was
+
+
+def test_retrieval_scores_of_images_through_flatten_and_linear():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(3).repeat_interleave(5)
+    x = torch.zeros(15, 1, 2, 2)
+    x.view(15, 4)[torch.arange(15), y] = 1.0                 # class c lights pixel c
+    x += 0.01 * torch.rand(15, 1, 2, 2, generator=g)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    with torch.no_grad():
+        model[1].weight.copy_(5 * torch.eye(3, 4))
+    assert retrieval_scores(model, x, y) == {"P@1": 1.0, "MAP@R": pytest.approx(1.0)}
+
+
+def test_collapse_report_healthy_and_collapsed():
+    x, y = clusters(dim=3)
+    healthy = collapse_report(fixed_linear(3), x, y)
+    assert healthy["MAP@R"] == pytest.approx(1.0)
+    assert healthy["effective rank"] == pytest.approx(naive_effective_rank(x.double().numpy()), rel=1e-4)
+    assert healthy["relative spread"] == pytest.approx(naive_relative_spread(x.double().numpy()), rel=1e-4)
+
+
+def test_collapse_report_of_a_constant_model_is_zero():
+    x, y = clusters(dim=3)
+    collapsed = collapse_report(Constant(), x, y)
+    assert collapsed["effective rank"] == 0.0
+    assert collapsed["relative spread"] == 0.0
+
+
+def test_sample_pair_distances():
+    x, y = clusters(n_classes=5, per_class=8, dim=3, spread=1.0)
+    model = fixed_linear(3)
+    d, same, (i, j) = sample_pair_distances(model, x, y, n_pairs=40, seed=2)
+    assert d.shape == same.shape == i.shape == j.shape == (40,)
+    assert int(same.sum()) == 20 and same.dtype == torch.bool
+    assert torch.equal(same, y[i] == y[j]) and not torch.any(i[same] == j[same])
+    assert torch.allclose(d, paired_distances(x[i], x[j]))
+    again = sample_pair_distances(model, x, y, n_pairs=40, seed=2)
+    assert torch.equal(again[0], d) and torch.equal(again[2][0], i)
+
+
+def test_registration_report_of_separated_clusters_is_perfect():
+    x, y = clusters(n_classes=6, per_class=10, spread=0.1, seed=1)
+    known = (x[y < 3], y[y < 3])
+    new = y >= 3
+    first = torch.zeros_like(y, dtype=torch.bool)
+    for c in (3, 4, 5):
+        first[torch.nonzero(y == c)[:2]] = True               # two registered images per new class
+    registered = (x[first], y[first])
+    newcomers = (x[new & ~first], y[new & ~first])
+    report = registration_report(fixed_linear(), known, registered, newcomers, threshold=2.0)
+    assert report == {"verification of newcomer pairs": 1.0, "which newcomer?": 1.0, "which of all classes?": 1.0}
+    # A threshold below every distance rejects all pairs: only the different half is right.
+    low = registration_report(fixed_linear(), known, registered, newcomers, threshold=-1.0)
+    assert low["verification of newcomer pairs"] == pytest.approx(0.5)
+    assert math.isfinite(low["which newcomer?"])
