@@ -111,14 +111,16 @@ def _log_inverse_sphere_density(d: Tensor, dim: int) -> Tensor:
 def distance_weighted_triplets(embeddings: Tensor, labels: Tensor, cutoff: float = 0.5,
                                nonzero_loss_cutoff: float = 1.4, generator: torch.Generator | None = None
                                ) -> Triplets:
-    """One negative per anchor-positive pair, drawn with weight ∝ 1 / q(d) ("Sampling matters",
-    Manmatha et al. 2017).
+    """One negative per anchor-positive pair, drawn with weight ∝ 1 / q(d) (Wu, Manmatha, Smola &
+    Krähenbühl 2017, "Sampling matters in deep embedding learning").
 
     On the unit sphere most random pairs sit near distance sqrt(2); weighting by the inverse density
-    spreads the chosen negatives over all distances instead of the crowded middle or only the
-    hardest. d is clipped below at ``cutoff`` (so near-duplicates do not dominate) and negatives at or
-    beyond ``nonzero_loss_cutoff`` get weight 0. A pair with no negative of positive weight is dropped.
-    Embeddings are unit-normalised first. ``generator`` must live on the embeddings' device.
+    q(d) flattens that crowded middle, so the picks are not all of one difficulty. d is clipped below
+    at ``cutoff`` (so near-duplicates do not get enormous weights) and negatives at or beyond
+    ``nonzero_loss_cutoff`` get weight 0 (1.4 = β + α of the paper's margin loss, where such
+    negatives have zero loss). A pair with no negative of positive weight is dropped.
+    Embeddings are unit-normalised first. ``generator`` must live on the embeddings' device; without
+    one the draw uses torch's global generator (seeded by ``seed_everything``).
     """
     _check(embeddings, labels)
     dim = embeddings.shape[1]

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from .distances import pairwise_distances
 from .losses import triplet_loss
 
-__all__ = ["pk_step", "miner_loss"]
+__all__ = ["pk_step", "miner_loss", "mask_miner"]
 
 BatchLoss = Callable[[Tensor, Tensor], "Tensor | tuple[Tensor, dict]"]
 Miner = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
@@ -37,3 +37,16 @@ def miner_loss(miner: Miner, margin: float = 0.2) -> BatchLoss:
         a, p, n = miner(e, y)
         return triplet_loss(e[a], e[p], e[n], margin=margin), {"triplets": float(len(a))}
     return loss
+
+
+def mask_miner(mask: Callable[[Tensor, Tensor, float], Tensor], margin: float = 0.2) -> Miner:
+    """Turn a triplet mask ``mask(d, labels, margin) -> (B, B, B) bool`` into a miner.
+
+    The miner returns the (a, p, n) index tensors where the mask is True, each (T,). Distances are
+    computed from detached embeddings: mining *chooses* triplets and is not differentiated; the loss
+    of the chosen triplets is (see :func:`miner_loss`). Memory grows as B³ booleans (2 MB at B = 128).
+    """
+    def miner(e: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        a, p, n = mask(pairwise_distances(e.detach()), y, margin).nonzero(as_tuple=True)
+        return a, p, n
+    return miner

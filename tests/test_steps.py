@@ -5,7 +5,7 @@ from torch import nn
 from course_lib.distances import pairwise_distances
 from course_lib.losses import batch_hard_triplet_loss, triplet_loss
 from course_lib.mining import batch_hard_triplets, semi_hard_triplets
-from course_lib.steps import miner_loss, pk_step
+from course_lib.steps import mask_miner, miner_loss, pk_step
 
 
 def problem(seed=0):
@@ -88,3 +88,35 @@ def test_miner_loss_inside_pk_step():
     a, p, n = batch_hard_triplets(e, labels[idx])
     assert torch.allclose(loss, triplet_loss(e[a], e[p], e[n]))
     assert extras["triplets"] == 9.0 and set(extras) == {"triplets", "mean distance"}
+
+
+def naive_semi_hard_mask(d, labels, margin):
+    b = len(labels)
+    mask = torch.zeros(b, b, b, dtype=torch.bool)
+    for a in range(b):
+        for p in range(b):
+            for n in range(b):
+                if a != p and labels[p] == labels[a] and labels[n] != labels[a]:
+                    mask[a, p, n] = bool(d[a, p] < d[a, n] < d[a, p] + margin)
+    return mask
+
+
+@pytest.mark.parametrize("margin", [0.3, 0.5, 2.0])
+def test_mask_miner_finds_the_triplets_of_the_mask(margin):
+    g = torch.Generator().manual_seed(5)
+    e = torch.randn(10, 3, generator=g, requires_grad=True)
+    y = torch.arange(3).repeat(4)[:10]
+    a, p, n = mask_miner(naive_semi_hard_mask, margin)(e, y)
+    expected = set(zip(*(t.tolist() for t in semi_hard_triplets(e, y, margin))))
+    assert set(zip(a.tolist(), p.tolist(), n.tolist())) == expected and len(a) == len(expected) > 0
+    assert a.dtype == torch.long and not a.requires_grad
+    loss, _ = miner_loss(mask_miner(naive_semi_hard_mask, margin), margin)(e, y)
+    loss.backward()                                                    # the loss, not the mining, has a gradient
+    assert e.grad is not None and e.grad.abs().sum() > 0
+
+
+def test_mask_miner_with_an_empty_mask_gives_no_triplets():
+    e = torch.randn(4, 2)
+    a, p, n = mask_miner(lambda d, y, m: torch.zeros(4, 4, 4, dtype=torch.bool))(e, torch.arange(4) % 2)
+    assert len(a) == len(p) == len(n) == 0
+
