@@ -367,6 +367,17 @@ class _ClassIndex:
             r += (r >= avoid_rank).long()
         return self.order[self.start[cls] + r]
 
+    def sample_k(self, cls: Tensor, k: int, g: torch.Generator) -> Tensor:
+        """k random samples of each class in ``cls`` (P,) -> (P*K,), without repeats while a class has
+        enough samples (a class with fewer than k samples repeats some)."""
+        width = int(self.count.max())
+        keys = torch.rand(len(cls), width, generator=g)                           # (P, W) random order
+        keys[torch.arange(width) >= self.count[cls, None]] = -1.0                  # padding sorts last
+        ranks = keys.topk(min(k, width), dim=1).indices % self.count[cls, None]    # (P, K) without repeats
+        if ranks.shape[1] < k:                                                     # K > every class size
+            ranks = ranks.repeat(1, -(-k // ranks.shape[1]))[:, :k] % self.count[cls, None]
+        return self.order[self.start[cls, None] + ranks].flatten().to(self.device)  # (P*K,)
+
     def anchors(self, n: int, g: torch.Generator) -> Tensor:
         """n random samples that have at least one positive. -> (n,)"""
         return self.with_positive[torch.randint(len(self.with_positive), (n,), generator=g)]
@@ -401,16 +412,9 @@ class PKSampler(_EpochSeeded):
 
     def __iter__(self) -> Iterator[Tensor]:
         g, ix = self._next_generator(), self.index
-        width = int(ix.count.max())
-        column = torch.arange(width)
         for _ in range(self.steps):
             cls = torch.randperm(len(ix.classes), generator=g)[: self.p]             # (P,)
-            keys = torch.rand(self.p, width, generator=g)                             # (P, W) random order
-            keys[column >= ix.count[cls, None]] = -1.0                                # padding sorts last
-            ranks = keys.topk(min(self.k, width), dim=1).indices % ix.count[cls, None]  # (P, K) without repeats
-            if ranks.shape[1] < self.k:                                              # K > every class size
-                ranks = ranks.repeat(1, -(-self.k // ranks.shape[1]))[:, : self.k] % ix.count[cls, None]
-            yield ix.order[ix.start[cls, None] + ranks].flatten().to(ix.device)      # (P*K,)
+            yield ix.sample_k(cls, self.k, g)                                        # (P*K,)
 
 
 class PairSampler(_EpochSeeded):

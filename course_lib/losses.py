@@ -10,7 +10,8 @@ from ._checks import check_labels
 from .distances import paired_distances, pairwise_distances
 from .labels import label_masks, positive_pairs
 
-__all__ = ["contrastive_loss", "triplet_loss", "batch_all_triplet_loss", "batch_hard_triplet_loss"]
+__all__ = ["contrastive_loss", "triplet_loss", "batch_all_triplet_loss", "batch_hard_triplet_loss",
+           "hierarchical_triplet_loss"]
 
 
 def contrastive_loss(x1: Tensor, x2: Tensor, same: Tensor, margin: float = 1.0, reduction: str = "mean") -> Tensor:
@@ -63,12 +64,14 @@ def triplet_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: flo
     return per_triplet.sum() / max(len(per_triplet), 1) if reduction == "mean" else per_triplet
 
 
-def batch_all_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 0.2,
+def batch_all_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float | Tensor = 0.2,
                            squared: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
     """Batch-all triplet loss (Hermans, Beyer & Leibe 2017). embeddings: (B, D), labels: (B,).
 
     Takes every valid triplet of the batch and averages the loss over the *active* ones (loss > 0),
     so that thousands of easy triplets do not dilute the few that still teach something.
+    ``margin`` is one number, or a (B, B) tensor whose [a, n] entry is the margin of anchor a against
+    negative n (the Hierarchical Triplet Loss's dynamic margin).
     Returns ``(loss, {"active": share of valid triplets with a positive loss})``; ready to be
     returned from a training step. A batch with no active triplet gives 0 with a gradient.
     """
@@ -76,6 +79,11 @@ def batch_all_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 0
     d = pairwise_distances(embeddings, squared=squared)               # (B, B)
     _, neg = label_masks(labels)
     a, p = positive_pairs(labels)                                    # (M,) anchor-positive pairs
+    if isinstance(margin, Tensor):
+        if margin.shape != d.shape:
+            raise ValueError(f"a margin tensor must be (B, B) = {tuple(d.shape)}, one per anchor and "
+                             f"negative, got shape {tuple(margin.shape)}")
+        margin = margin[a]                                           # (M, B)
     losses = (d[a, p][:, None] - d[a] + margin).clamp_min(0)         # (M, B): pair x negative
     valid = neg[a]                                                   # (M, B)
     active = valid & (losses > 1e-16)
@@ -106,3 +114,24 @@ def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 
     n_keep = keep.sum().clamp_min(1)
     loss = (per_anchor * keep).sum() / n_keep
     return loss, {"active": ((per_anchor > 0) & keep).sum() / n_keep}
+
+
+def hierarchical_triplet_loss(embeddings: Tensor, labels: Tensor, tree, beta: float = 0.1
+                              ) -> tuple[Tensor, dict[str, Tensor]]:
+    """Hierarchical Triplet Loss (Ge, Huang, Dong & Scott, ECCV 2018). embeddings (B, D) unit length,
+    labels (B,), tree a ``course_lib.hierarchy.ClassTree`` built on the training classes.
+
+    Every valid triplet of the batch gets the dynamic violate margin
+    alpha = beta + d_H(y_a, y_n) - s_{y_a}: small for a negative class that merges early with the
+    anchor's class in the tree, large for one far away, and shifted by how spread the anchor's class is.
+    The hinge uses plain distances and is averaged over the active triplets, exactly as
+    ``batch_all_triplet_loss`` (Ge et al. write 1 / (2|T|) over all triplets: a constant factor and a
+    different average, which we keep the same as the batch-all baseline so that only the margin differs).
+    Returns ``(loss, {"active": ..., "mean margin": mean alpha over the batch's anchor-negative pairs})``.
+    """
+    margins = tree.margins(labels, beta)                             # (B, B) alpha[anchor, negative]
+    loss, stats = batch_all_triplet_loss(embeddings, labels, margins)
+    _, neg = label_masks(labels)
+    stats["mean margin"] = (margins * neg).sum() / neg.sum().clamp_min(1)
+    return loss, stats
+

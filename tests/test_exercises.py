@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from course_lib import exercises as ex
 from course_lib.distances import paired_distances, pairwise_distances
 from course_lib.losses import batch_all_triplet_loss, batch_hard_triplet_loss, contrastive_loss, triplet_loss
+from course_lib.hierarchy import nearest_classes
 from course_lib.metrics import map_at_r, precision_at_1
 
 
@@ -356,6 +357,54 @@ def ba_detached_zero(e, y, m):
     return loss if loss.item() > 0 else torch.tensor(0.0)
 
 
+def margin_ok(d_h, s, beta):
+    return beta + d_h - s[:, None]
+
+
+def margin_loop(d_h, s, beta):
+    out = torch.empty_like(d_h)
+    for a in range(len(s)):
+        for n in range(len(s)):
+            out[a, n] = beta + d_h[a, n] - s[a]
+    return out
+
+
+def margin_negative_s(d_h, s, beta):
+    return beta + d_h - s[None, :]
+
+
+def margin_no_beta(d_h, s, beta):
+    return d_h - s[:, None]
+
+
+def margin_plus_s(d_h, s, beta):
+    return beta + d_h + s[:, None]
+
+
+def nearest_ok(d, anchors, m):
+    rows = d[anchors].clone()
+    rows[torch.arange(len(anchors)), anchors] = float("inf")
+    return torch.cat([anchors[:, None], torch.sort(rows, dim=1, stable=True).indices[:, : m - 1]], 1)
+
+
+def nearest_with_self(d, anchors, m):
+    return torch.cat([anchors[:, None], d[anchors].topk(m - 1, dim=1, largest=False).indices], 1)
+
+
+def nearest_farthest(d, anchors, m):
+    rows = d[anchors].clone()
+    rows[torch.arange(len(anchors)), anchors] = -float("inf")
+    return torch.cat([anchors[:, None], rows.topk(m - 1, dim=1).indices], 1)
+
+
+def nearest_no_anchor(d, anchors, m):
+    return nearest_ok(d, anchors, m)[:, 1:]
+
+
+def nearest_float(d, anchors, m):
+    return nearest_ok(d, anchors, m).float()
+
+
 # ---------------------------------------------------------------- the table of cases
 CHECKERS = {
     "pairwise": (ex.check_pairwise_distances, [cube_distances, pairwise_expansion, pairwise_cdist, pairwise_distances],
@@ -388,6 +437,12 @@ CHECKERS = {
     "batch all": (ex.check_batch_all_loss, [batch_all_ok, lambda e, y, m: first(batch_all_triplet_loss(e, y, m))],
                   [(ba_diluted, "ACTIVE"), (ba_self, "not its own positive"), (ba_squared, "not squared"),
                    (ba_nan, "0 / 0"), (ba_detached_zero, "embeddings.sum() * 0")]),
+    "dynamic margin": (ex.check_dynamic_margin, [margin_ok, margin_loop],
+                       [(margin_negative_s, "ANCHOR's spread"), (margin_no_beta, "Add beta"),
+                        (margin_plus_s, "do not add it")]),
+    "nearest classes": (ex.check_nearest_classes, [nearest_ok, nearest_classes],
+                        [(nearest_with_self, "not its own neighbour"), (nearest_farthest, "SMALLEST"),
+                         (nearest_no_anchor, "first column"), (nearest_float, "long")]),
 }
 CORRECT = [(name, fn) for name, (_, fns, _) in CHECKERS.items() for fn in fns]
 WRONG = [(name, fn, hint) for name, (_, _, wrongs) in CHECKERS.items() for fn, hint in wrongs]

@@ -1,0 +1,197 @@
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_lib.hierarchy import (AnchorNeighbourSampler, ClassTree, LiveTree, build_tree, class_distances,
+                                  dynamic_margin, nearest_classes, tree_merges, tree_thresholds,
+                                  within_class_distance)
+from course_lib.losses import batch_all_triplet_loss, hierarchical_triplet_loss
+
+HAND = torch.tensor([[0, 1, 3, 3], [1, 0, 3, 3], [3, 3, 0, .5], [3, 3, .5, 0]])
+
+
+def unit(n, d, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), dim=1)
+
+
+def naive_class_distances(e, y):
+    classes = sorted(set(y.tolist()))
+    out = torch.zeros(len(classes), len(classes), dtype=torch.float64)
+    for i, p in enumerate(classes):
+        for j, q in enumerate(classes):
+            a, b = e[y == p], e[y == q]
+            pairs = [(u, v) for u in range(len(a)) for v in range(len(b)) if p != q or u != v]
+            out[i, j] = sum(float((a[u] - b[v]).pow(2).sum()) for u, v in pairs) / max(len(pairs), 1)
+    return out
+
+
+def test_hand_worked_tree():
+    assert torch.allclose(tree_thresholds(0.4, 4), torch.tensor([1.3, 2.2, 3.1, 4.0], dtype=torch.float64))
+    d_h = build_tree(HAND, d0=0.4, levels=4)
+    expected = torch.tensor([[0, 1.3, 3.1, 3.1], [1.3, 0, 3.1, 3.1], [3.1, 3.1, 0, 1.3], [3.1, 3.1, 1.3, 0]])
+    assert torch.allclose(d_h, expected)
+    merges = tree_merges(HAND, 0.4, 4)
+    assert [round(t, 6) for t, _, _ in merges] == [1.3, 1.3, 3.1]
+    assert sorted(merges[-1][1] + merges[-1][2]) == [0, 1, 2, 3]
+
+
+def test_average_linkage_uses_the_mean_of_class_distances():
+    # {0, 1} merge at level 1; node {0,1} to 2: mean(1.0, 2.6) = 1.8 -> level 2 (threshold 2.0), not the
+    # single-linkage 1.0 (level 1) nor the complete-linkage 2.6 (level 3).
+    d = torch.tensor([[0, 0.5, 1.0], [0.5, 0, 2.6], [1.0, 2.6, 0]])
+    d_h = build_tree(d, d0=0.0, levels=4)                              # thresholds 1, 2, 3, 4
+    # level 1 merges the closest pair first (0.5), then {0,1}-2 is 1.8 > 1: waits for level 2
+    assert d_h[0, 1] == 1.0 and d_h[0, 2] == 2.0 and d_h[1, 2] == 2.0
+
+
+def test_tree_is_symmetric_ultrametric_and_complete():
+    e, y = unit(60, 5), torch.arange(12).repeat(5)
+    d = class_distances(e, y)
+    d0, _ = within_class_distance(e, y)
+    d_h = build_tree(d, d0, levels=8)
+    levels = set(tree_thresholds(d0, 8).float().tolist())
+    assert torch.equal(d_h, d_h.T) and torch.all(d_h.diagonal() == 0)
+    assert all(v in levels for v in d_h[~torch.eye(12, dtype=torch.bool)].tolist())
+    for i, j, k in itertools.permutations(range(12), 3):              # ultrametric: d(i,k) <= max(d(i,j), d(j,k))
+        assert d_h[i, k] <= max(d_h[i, j], d_h[j, k]) + 1e-6
+
+
+def test_class_distances_match_the_pairwise_definition():
+    e = unit(23, 4, seed=1)
+    y = torch.tensor([3, 7, 7, 9, 3, 3, 9, 7, 9, 9, 3, 7, 7, 3, 9, 3, 7, 9, 3, 7, 9, 11, 7])   # class 11: one image
+    got = class_distances(e, y).double()
+    assert torch.allclose(got, naive_class_distances(e, y), atol=1e-5)
+    d0, s = within_class_distance(e, y)
+    assert torch.allclose(s.double(), naive_class_distances(e, y).diagonal(), atol=1e-5)
+    assert s[-1] == 0                                                  # a single image: no pair, s = 0
+    assert d0 == pytest.approx(s[:-1].double().mean().item(), abs=1e-6)   # ... and left out of d0
+
+
+def test_unnormalised_embeddings_and_bad_inputs_are_refused():
+    with pytest.raises(ValueError, match="L2-normalised"):
+        class_distances(torch.randn(6, 3) * 3, torch.arange(6) % 2)
+    with pytest.raises(ValueError, match="single image"):
+        within_class_distance(unit(3, 2), torch.arange(3))
+    with pytest.raises(ValueError, match="levels"):
+        tree_thresholds(0.5, 0)
+    with pytest.raises(ValueError, match="d0"):
+        tree_thresholds(4.5)
+
+
+def test_dynamic_margin_on_a_fixture():
+    d_h = torch.tensor([[0.0, 1.3, 3.1], [1.3, 0.0, 3.1], [3.1, 3.1, 0.0]])
+    s = torch.tensor([0.2, 0.4, 0.1])
+    alpha = dynamic_margin(d_h, s, beta=0.1)
+    assert torch.allclose(alpha[0, 1], torch.tensor(0.1 + 1.3 - 0.2))   # the anchor's s, not the negative's
+    assert torch.allclose(alpha[1, 0], torch.tensor(0.1 + 1.3 - 0.4))
+    assert torch.allclose(alpha[2, 0], torch.tensor(0.1 + 3.1 - 0.1))
+
+
+def test_nearest_classes_excludes_the_anchor_and_sorts():
+    d = torch.tensor([[0.1, 0.9, 0.5, 0.7], [0.9, 0.0, 0.3, 0.2], [0.5, 0.3, 0.0, 0.8], [0.7, 0.2, 0.8, 0.0]])
+    assert nearest_classes(d, torch.tensor([0, 1]), 3).tolist() == [[0, 2, 3], [1, 3, 2]]
+    assert nearest_classes(d, torch.tensor([2]), 1).tolist() == [[2]]
+    with pytest.raises(ValueError, match="m = 5"):
+        nearest_classes(d, torch.tensor([0]), 5)
+
+
+def small_problem():
+    e = unit(80, 6, seed=3).float()
+    y = torch.arange(10).repeat_interleave(8) * 3 + 1                 # labels 1, 4, ..., 28: not 0..C-1
+    return e, y, ClassTree.from_embeddings(e, y, levels=8)
+
+
+def test_sampler_batches_have_the_promised_structure():
+    e, y, tree = small_problem()
+    sampler = AnchorNeighbourSampler(y, tree, anchors=2, m=3, t=4, steps=5, seed=0)
+    for batch in sampler:
+        labels = y[batch].view(6, 4)                                   # class by class, t images each
+        assert torch.all(labels == labels[:, :1]) and labels[:, 0].unique().numel() == 6
+        assert all(len(set(batch[4 * c: 4 * c + 4].tolist())) == 4 for c in range(6))   # no repeated image
+    g = torch.Generator().manual_seed(1)
+    groups = sampler.choose_classes(g)                                 # (anchors, m) rows
+    assert groups.shape == (2, 3) and groups.flatten().unique().numel() == 6
+    first, second = groups
+    d = tree.distances[second[0]].clone()
+    d[second[0]] = float("inf")
+    d[first] = float("inf")                                            # taken by the first group
+    assert second[1:].tolist() == d.topk(2, largest=False).indices.tolist()
+    d = tree.distances[first[0]].clone()
+    d[first[0]] = float("inf")
+    assert first[1:].tolist() == d.topk(2, largest=False).indices.tolist()
+    assert [b.tolist() for b in sampler] != [b.tolist() for b in sampler]   # epochs differ ...
+    sampler.set_epoch(0)
+    again = AnchorNeighbourSampler(y, tree, anchors=2, m=3, t=4, steps=5, seed=0)
+    assert [b.tolist() for b in sampler] == [b.tolist() for b in again]     # ... and are reproducible
+
+
+def test_sampler_refuses_impossible_settings():
+    e, y, tree = small_problem()
+    with pytest.raises(ValueError, match="distinct classes"):
+        AnchorNeighbourSampler(y, tree, anchors=4, m=3, t=2)
+    other = ClassTree.from_embeddings(e[:40], y[:40], levels=4)
+    with pytest.raises(ValueError, match="other classes"):
+        AnchorNeighbourSampler(y, other, anchors=1, m=2, t=2)
+
+
+def test_hierarchical_loss_is_batch_all_with_the_dynamic_margin():
+    e, y, tree = small_problem()
+    batch = torch.arange(0, 80, 3)
+    emb = e[batch].clone().requires_grad_(True)
+    loss, stats = hierarchical_triplet_loss(emb, y[batch], tree, beta=0.1)
+    alpha = dynamic_margin(tree.d_h, tree.s, 0.1)
+    rows = (y[batch] - 1) // 3
+    # slow reference: every valid triplet, plain distances, mean over the active ones
+    total, active, valid = 0.0, 0, 0
+    for a, p, n in itertools.product(range(len(batch)), repeat=3):
+        ya, yp, yn = y[batch][a], y[batch][p], y[batch][n]
+        if a == p or ya != yp or ya == yn:
+            continue
+        valid += 1
+        x = emb.detach()
+        v = float((x[a] - x[p]).norm() - (x[a] - x[n]).norm() + alpha[rows[a], rows[n]])
+        if v > 0:
+            total, active = total + v, active + 1
+    assert loss.item() == pytest.approx(total / active, rel=1e-4)
+    assert stats["active"].item() == pytest.approx(active / valid)
+    loss.backward()
+    assert torch.isfinite(emb.grad).all()
+    fixed, _ = batch_all_triplet_loss(emb, y[batch], 0.3)
+    constant = torch.full((len(batch), len(batch)), 0.3)
+    assert torch.allclose(batch_all_triplet_loss(emb, y[batch], constant)[0], fixed)   # tensor margin = float
+    with pytest.raises(ValueError, match="margin tensor"):
+        batch_all_triplet_loss(emb, y[batch], torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="not in the tree"):
+        hierarchical_triplet_loss(emb, torch.full((len(batch),), 2), tree)
+
+
+class UnitLinear(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(6, 4)
+
+    def forward(self, x):
+        return F.normalize(self.linear(x), dim=1)
+
+
+def test_live_tree_rebuilds_at_its_interval():
+    e, y, _ = small_problem()
+    torch.manual_seed(0)
+    model = UnitLinear()
+    live = LiveTree(model, e, y, levels=4, every=2)
+    first = live.tree
+    sampler = AnchorNeighbourSampler(y, live, anchors=2, m=2, t=2, steps=1)
+    for epoch in range(4):                                             # rebuilt at the start of epoch 2 only
+        sampler.set_epoch(epoch)
+        list(sampler)
+    assert len(live.seconds) == 2 and live.tree is not first
+    assert torch.allclose(live.tree.distances, first.distances)       # same model, same tree
+    with torch.no_grad():
+        model.linear.weight.mul_(-1).add_(0.5)
+    live.refresh(4)
+    assert not torch.allclose(live.tree.distances, first.distances)   # the tree follows the model
+    with pytest.raises(ValueError, match="every"):
+        LiveTree(model, e, y, every=0)
