@@ -56,25 +56,32 @@ def over_seeds(train: Callable[[int], dict[str, float]], seeds: Sequence[int] | 
     return results
 
 
-def train_over_seeds(make_net: Callable[[], nn.Module], batches: Callable[[int], Iterable], step: Callable,
-                     test: tuple[Tensor, Tensor], seeds: Sequence[int] | int, epochs: int, *,
-                     generators: Sequence[torch.Generator] = (), **fit_options) -> dict[str, list[float]]:
+def train_over_seeds(make_net: Callable[[], nn.Module], batches: Callable[[int], Iterable] | None,
+                     step: Callable | None, test: tuple[Tensor, Tensor], seeds: Sequence[int] | int, epochs: int, *,
+                     generators: Sequence[torch.Generator] = (),
+                     setup: Callable[[int, nn.Module], tuple[Iterable, Callable]] | None = None,
+                     **fit_options) -> dict[str, list[float]]:
     """Train a fresh network from every seed and score its retrieval on ``test = (x, y)``.
 
     For each seed: ``seed_everything(seed)``, reseed every generator in ``generators`` (e.g. the one a
     miner draws from) with the same seed, build ``make_net()``, ``fit`` it for ``epochs`` on
     ``batches(seed)`` with ``step`` (``fit_options`` such as ``lr=`` go to ``fit``), then score it.
+    When batches and step depend on the network (HTL's tree is built from it), pass
+    ``setup(seed, model) -> (batches, step)`` instead, with ``batches=None, step=None``.
     Returns ``{"P@1": [...], "MAP@R": [...], "seconds": [...]}`` with one entry per seed, so the same
     seeds give the same lists.
     """
     x, y = test
+    if (setup is None) == (batches is None or step is None):
+        raise ValueError("give batches and step, or setup(seed, model) -> (batches, step), not both")
 
     def run(seed: int) -> dict[str, float]:
         seed_everything(seed)
         for g in generators:
             g.manual_seed(seed)
         model = make_net()
-        history = fit(model, batches(seed), step, epochs=epochs, progress=False, **fit_options)
+        batches_now, step_now = setup(seed, model) if setup is not None else (batches(seed), step)
+        history = fit(model, batches_now, step_now, epochs=epochs, progress=False, **fit_options)
         return {**retrieval_scores(model, x, y), "seconds": sum(e["seconds"] for e in history.epochs)}
 
     return over_seeds(run, seeds)

@@ -22,7 +22,8 @@ from ._checks import check_embeddings, check_labels
 from .data import _ClassIndex, _EpochSeeded
 
 __all__ = ["class_distances", "within_class_distance", "tree_thresholds", "build_tree", "tree_merges",
-           "dynamic_margin", "nearest_classes", "ClassTree", "LiveTree", "AnchorNeighbourSampler"]
+           "dynamic_margin", "nearest_classes", "ClassTree", "LiveTree", "RebuildEachEpoch",
+           "AnchorNeighbourSampler"]
 
 
 def _check_unit(embeddings: Tensor) -> None:
@@ -187,9 +188,10 @@ class ClassTree:
             raise ValueError(f"labels {missing[:5]} are not in the tree: build it from the training labels")
         return rows
 
-    def margins(self, labels: Tensor, beta: float = 0.1, margin: Tensor | None = None) -> Tensor:
-        """(B, B) margin for anchor i and negative j of a batch with these labels (B,)."""
-        alpha = dynamic_margin(self.d_h, self.s.to(self.d_h.device), beta) if margin is None else margin
+    def margins(self, labels: Tensor, beta: float = 0.1, scale: float = 1.0) -> Tensor:
+        """(B, B) margin for anchor i and negative j of a batch with these labels (B,):
+        beta + scale * (d_H - s_anchor); scale = 1 is Ge et al.'s dynamic margin."""
+        alpha = beta + scale * (dynamic_margin(self.d_h, self.s.to(self.d_h.device), 0.0))
         r = self.rows(labels).to(alpha.device)
         return alpha[r[:, None], r[None, :]].to(labels.device)
 
@@ -201,12 +203,16 @@ class LiveTree:
     ``live.tree``. ``rebuilds`` counts them and ``seconds`` keeps every build's time.
     """
 
-    def __init__(self, model: nn.Module, images: Tensor, labels: Tensor, levels: int = 16, every: int = 1):
+    def __init__(self, model: nn.Module, images: Tensor, labels: Tensor, levels: int = 16, every: int = 1,
+                 tree: ClassTree | None = None):
+        """``tree``: the model's current tree when it is already built (e.g. from warm-start weights that
+        every run shares); it is then used as it is, without embedding the training set again."""
         if every < 1:
             raise ValueError(f"every must be at least 1 epoch, got {every}")
         self.model, self.images, self.labels, self.levels, self.every = model, images, labels, levels, every
         self.seconds: list[float] = []
-        self.tree = self._build()
+        self.tree = self._build() if tree is None else tree
+        self._epoch_built = 0
 
     def _build(self) -> ClassTree:
         from .training import embed
@@ -217,8 +223,31 @@ class LiveTree:
         return tree
 
     def refresh(self, epoch: int) -> None:
-        if epoch > 0 and epoch % self.every == 0:
+        """Rebuild if ``epoch`` is a rebuild epoch (a multiple of ``every``) not built for yet."""
+        if epoch % self.every == 0 and epoch != self._epoch_built:
             self.tree = self._build()
+            self._epoch_built = epoch
+
+
+class RebuildEachEpoch:
+    """Wrap any sampler (e.g. PKSampler) so that ``live`` is refreshed at the start of each epoch, before
+    the epoch's batches are drawn: a dynamic margin on random batches then also follows the network."""
+
+    def __init__(self, batches, live: LiveTree):
+        self.batches, self.live, self.epoch = batches, live, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.batches, "set_epoch"):
+            self.batches.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        self.live.refresh(self.epoch)
+        self.epoch += 1                                                # plain iteration advances too
+        return iter(self.batches)
 
 
 class AnchorNeighbourSampler(_EpochSeeded):

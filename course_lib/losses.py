@@ -116,21 +116,23 @@ def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 
     return loss, {"active": ((per_anchor > 0) & keep).sum() / n_keep}
 
 
-def hierarchical_triplet_loss(embeddings: Tensor, labels: Tensor, tree, beta: float = 0.1
-                              ) -> tuple[Tensor, dict[str, Tensor]]:
+def hierarchical_triplet_loss(embeddings: Tensor, labels: Tensor, tree, beta: float = 0.1, squared: bool = False,
+                              scale: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
     """Hierarchical Triplet Loss (Ge, Huang, Dong & Scott, ECCV 2018). embeddings (B, D) unit length,
     labels (B,), tree a ``course_lib.hierarchy.ClassTree`` built on the training classes.
 
     Every valid triplet of the batch gets the dynamic violate margin
     alpha = beta + d_H(y_a, y_n) - s_{y_a}: small for a negative class that merges early with the
     anchor's class in the tree, large for one far away, and shifted by how spread the anchor's class is.
-    The hinge uses plain distances and is averaged over the active triplets, exactly as
+    The hinge (plain distances by default) is averaged over the active triplets, exactly as
     ``batch_all_triplet_loss`` (Ge et al. write 1 / (2|T|) over all triplets: a constant factor and a
     different average, which we keep the same as the batch-all baseline so that only the margin differs).
+    ``squared=True`` writes the hinge with squared distances, the units of d_H and s. ``scale`` multiplies
+    the tree's part: alpha = beta + scale * (d_H - s_{y_a}); scale = 1 is the paper's margin.
     Returns ``(loss, {"active": ..., "mean margin": mean alpha over the batch's anchor-negative pairs})``.
     """
-    margins = tree.margins(labels, beta)                             # (B, B) alpha[anchor, negative]
-    loss, stats = batch_all_triplet_loss(embeddings, labels, margins)
+    margins = tree.margins(labels, beta, scale)                      # (B, B) alpha[anchor, negative]
+    loss, stats = batch_all_triplet_loss(embeddings, labels, margins, squared=squared)
     _, neg = label_masks(labels)
     stats["mean margin"] = (margins * neg).sum() / neg.sum().clamp_min(1)
     return loss, stats

@@ -213,6 +213,25 @@ def test_train_over_seeds_is_reproducible_and_reseeds_generators():
     assert all(s >= 0 for s in first["seconds"])
 
 
+def test_train_over_seeds_setup_builds_batches_and_step_from_the_model():
+    x = torch.randn(24, 5, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(24) % 3
+    seen = []
+
+    def setup(seed, model):
+        seen.append((seed, model))
+        step = lambda m, b: (m(x[b]) - y[b, None].float()).pow(2).mean()   # noqa: E731
+        return [torch.arange(12), torch.arange(12, 24)], step
+
+    out = train_over_seeds(lambda: nn.Linear(5, 2), None, None, (x, y), [3, 4], epochs=1, setup=setup)
+    assert [s for s, _ in seen] == [3, 4] and all(isinstance(m, nn.Linear) for _, m in seen)
+    assert len(out["MAP@R"]) == 2
+    with pytest.raises(ValueError, match="not both"):
+        train_over_seeds(lambda: nn.Linear(5, 2), lambda s: [], lambda m, b: 0, (x, y), 1, 1, setup=setup)
+    with pytest.raises(ValueError, match="not both"):
+        train_over_seeds(lambda: nn.Linear(5, 2), None, None, (x, y), 1, 1)
+
+
 @pytest.mark.parametrize("values", [[0.61, 0.58, 0.66], [1, 2, 3, 4, 10], [0.5, 0.5]])
 def test_mean_sd_matches_statistics(values):
     m, sd = mean_sd(values)

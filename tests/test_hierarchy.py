@@ -1,5 +1,6 @@
 import itertools
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -195,3 +196,62 @@ def test_live_tree_rebuilds_at_its_interval():
     assert not torch.allclose(live.tree.distances, first.distances)   # the tree follows the model
     with pytest.raises(ValueError, match="every"):
         LiveTree(model, e, y, every=0)
+
+
+def test_margin_scale_multiplies_the_tree_part_only():
+    e, y, tree = small_problem()
+    batch = torch.arange(0, 80, 5)
+    rows = tree.rows(y[batch])
+    full = dynamic_margin(tree.d_h, tree.s, 0.1)[rows[:, None], rows[None, :]]
+    assert torch.allclose(tree.margins(y[batch], 0.1), full)
+    scaled = tree.margins(y[batch], 0.1, scale=0.25)
+    assert torch.allclose(scaled, 0.1 + 0.25 * (full - 0.1))
+    loss_sq, _ = hierarchical_triplet_loss(e[batch], y[batch], tree, 0.1, squared=True, scale=0.25)
+    assert torch.allclose(loss_sq, batch_all_triplet_loss(e[batch], y[batch], scaled, squared=True)[0])
+
+
+def test_dendrogram_segments_of_the_hand_tree():
+    from course_lib.viz import dendrogram_segments
+    order, segments = dendrogram_segments(tree_merges(HAND, 0.4, 4), 4)
+    assert sorted(order) == [0, 1, 2, 3]
+    assert {frozenset(order[:2]), frozenset(order[2:])} == {frozenset({0, 1}), frozenset({2, 3})}   # pairs adjacent
+    assert len(segments) == 9                                          # 3 merges x (2 legs + 1 bar)
+    bars = sorted(round(y0, 6) for x0, y0, x1, y1 in segments if y0 == y1 and x0 != x1)
+    assert bars == [1.3, 1.3, 3.1]
+    top = [s for s in segments if s[1] == s[3] == pytest.approx(3.1)][0]
+    assert (top[0], top[2]) == (0.5, 2.5)                              # joins the middles of the two pairs
+
+
+def test_tree_views_draw_and_the_widget_follows_the_dropdown(monkeypatch):
+    from course_lib.viz import (class_neighbours_explorer, neighbour_table, plot_class_tree, plot_class_tree_static,
+                                plot_margin_matrix, plot_margin_matrix_static)
+    e, y, tree = small_problem()
+    names = [f"{c:02d}" for c in range(100)]
+    fig = plot_class_tree(tree, names)
+    assert len(fig.layout.xaxis.ticktext) == 10 and fig.data[0].mode == "lines"
+    alpha = dynamic_margin(tree.d_h, tree.s, 0.1)
+    heat = plot_margin_matrix(alpha, tree, names)
+    z = np.array(heat.data[0].z, dtype=float)
+    assert z.shape == (10, 10) and np.isnan(np.diag(z)).all()
+    order = [names[int(c)] for c in tree.classes]
+    assert sorted(heat.data[0].x) == sorted(order)
+    table = neighbour_table(tree, 4, k=3)
+    row = int(tree.rows(torch.tensor([4]))[0])
+    d = tree.distances[row].clone()
+    d[row] = float("inf")
+    assert [c for c, _, _ in table] == [int(tree.classes[j]) for j in d.topk(3, largest=False).indices]
+    import matplotlib.pyplot as plt
+
+    import course_lib.viz.hierarchy as views
+    drawn, real = [], views.plot_class_neighbours_static
+    monkeypatch.setattr(views, "plot_class_neighbours_static",
+                        lambda *a, **kw: drawn.append(a[4]) or real(*a, **kw))
+    images = torch.rand(80, 1, 28, 28)
+    w = class_neighbours_explorer(tree, images, y, names, k=3, start=4)
+    pick, out = w.children
+    assert pick.value == 4 and drawn == [4]
+    pick.value = 7
+    assert drawn == [4, 7]
+    for f in (plot_class_tree_static(tree, names), plot_margin_matrix_static(alpha, tree, names)):
+        assert f.axes
+        plt.close(f)

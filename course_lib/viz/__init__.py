@@ -9,6 +9,8 @@ from .compare import plot_comparison, plot_comparison_static
 from .diagrams import siamese_diagram, triplet_diagram
 from .mining import (anchor_view, busiest_anchor, difficulty_explorer, picked_negative_distances, plot_difficulty_static,
                      plot_negative_distances, sphere_distance_density)
+from .hierarchy import (class_neighbours_explorer, dendrogram_segments, neighbour_table, plot_class_neighbours_static,
+                        plot_class_tree, plot_class_tree_static, plot_margin_matrix, plot_margin_matrix_static)
 from .style import FONT_SIZE, PALETTE, image_png, plotly_layout
 
 __all__ = [
@@ -21,5 +23,7 @@ __all__ = [
     "anchor_view", "busiest_anchor", "difficulty_explorer", "plot_difficulty_static", "picked_negative_distances",
     "plot_negative_distances", "sphere_distance_density", "plot_comparison", "plot_comparison_static",
     "siamese_diagram", "triplet_diagram", "plot_collapse",
+    "class_neighbours_explorer", "dendrogram_segments", "neighbour_table", "plot_class_neighbours_static",
+    "plot_class_tree", "plot_class_tree_static", "plot_margin_matrix", "plot_margin_matrix_static",
     "FONT_SIZE", "PALETTE", "image_png", "plotly_layout",
 ]

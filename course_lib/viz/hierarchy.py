@@ -1,0 +1,181 @@
+"""Views of the Hierarchical Triplet Loss: the class tree as a dendrogram, a class's nearest classes,
+and the dynamic margin per class pair."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .style import FONT_SIZE, PALETTE, plotly_layout
+
+
+def dendrogram_segments(merges: Sequence[tuple[float, list[int], list[int]]], n: int
+                        ) -> tuple[list[int], list[tuple[float, float, float, float]]]:
+    """Leaf order (n,) and line segments (x0, y0, x1, y1) of a dendrogram, from ``tree_merges``' output.
+
+    A merge at height t joins the nodes holding its two member lists; leaves sit at height 0 and a
+    node's x is the mean of its children's x, with the leaves at x = 0 .. n - 1 in the tree's order.
+    """
+    node_of = list(range(n))                                           # member -> current node id
+    children: dict[int, tuple[int, int, float]] = {}
+    next_id = n
+    for t, a, b in merges:
+        left, right = node_of[a[0]], node_of[b[0]]
+        children[next_id] = (left, right, t)
+        for member in (*a, *b):
+            node_of[member] = next_id
+        next_id += 1
+    roots = sorted(set(node_of))
+    order: list[int] = []
+
+    def leaves(node: int) -> None:
+        stack = [node]
+        while stack:
+            v = stack.pop()
+            if v < n:
+                order.append(v)
+            else:
+                stack.extend([children[v][1], children[v][0]])
+
+    for r in roots:
+        leaves(r)
+    x = {leaf: float(i) for i, leaf in enumerate(order)}
+    height = {leaf: 0.0 for leaf in range(n)}
+    segments = []
+    for v in sorted(children):                                         # children are made before parents
+        left, right, t = children[v]
+        x[v], height[v] = (x[left] + x[right]) / 2, t
+        segments += [(x[left], height[left], x[left], t), (x[right], height[right], x[right], t),
+                     (x[left], t, x[right], t)]
+    return order, segments
+
+
+def _tree_layout(tree, names: Sequence[str]):
+    from ..hierarchy import tree_merges
+    merges = tree_merges(tree.distances, tree.d0, tree.levels)
+    order, segments = dendrogram_segments(merges, len(tree.classes))
+    labels = [names[int(tree.classes[i])] for i in order]
+    return order, segments, labels
+
+
+def plot_class_tree(tree, names: Sequence[str], title: str = "The class tree (average linkage)"):
+    """A dendrogram of the training classes: two classes join at the threshold d_l of the level where
+    they first share a node. The dotted line is d0, the mean within-class squared distance."""
+    import plotly.graph_objects as go
+
+    order, segments, labels = _tree_layout(tree, names)
+    xs, ys = [], []
+    for x0, y0, x1, y1 in segments:
+        xs += [x0, x1, None]
+        ys += [y0, y1, None]
+    fig = go.Figure(layout=plotly_layout(
+        title=title, width=max(900, 14 * len(order)), height=480, showlegend=False,
+        xaxis=dict(tickmode="array", tickvals=list(range(len(order))), ticktext=labels, tickangle=-90,
+                   tickfont=dict(size=FONT_SIZE - 5), title="class"),
+        yaxis=dict(title="merge threshold d_l (squared distance)", rangemode="tozero")))
+    fig.add_scatter(x=xs, y=ys, mode="lines", line=dict(color=PALETTE[0], width=2), hoverinfo="skip")
+    fig.add_hline(y=tree.d0, line=dict(color="#777", dash="dot", width=2),
+                  annotation=dict(text=f"d0 = {tree.d0:.3f}", font=dict(size=FONT_SIZE - 2)),
+                  annotation_position="top left")
+    return fig
+
+
+def plot_class_tree_static(tree, names: Sequence[str], title: str = "The class tree (average linkage)"):
+    """Matplotlib twin of :func:`plot_class_tree`."""
+    import matplotlib.pyplot as plt
+
+    order, segments, labels = _tree_layout(tree, names)
+    fig, ax = plt.subplots(figsize=(max(9, 0.16 * len(order)), 4.8))
+    for x0, y0, x1, y1 in segments:
+        ax.plot([x0, x1], [y0, y1], color=PALETTE[0], lw=1.6)
+    ax.axhline(tree.d0, color="#777", ls=":", lw=2, label=f"d0 = {tree.d0:.3f}")
+    ax.set_xticks(range(len(order)), labels, rotation=90, fontsize=FONT_SIZE - 8)
+    ax.set(ylabel="merge threshold d_l", title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def neighbour_table(tree, cls: int, k: int = 5) -> list[tuple[int, float, float]]:
+    """The k classes nearest to class label ``cls``: (label, class distance, d_H), nearest first."""
+    row = int(tree.rows(torch.tensor([cls]))[0])
+    d = tree.distances[row].clone()
+    d[row] = float("inf")
+    nearest = d.topk(min(k, len(d) - 1), largest=False).indices.tolist()
+    return [(int(tree.classes[j]), float(tree.distances[row, j]), float(tree.d_h[row, j])) for j in nearest]
+
+
+def plot_class_neighbours_static(tree, images: Tensor, labels: Tensor, names: Sequence[str], cls: int,
+                                 k: int = 5, per_class: int = 3):
+    """Images of class ``cls`` (first column) and of its k nearest classes, with distance and d_H."""
+    from .images import show_images
+    rows = [(cls, 0.0, 0.0), *neighbour_table(tree, cls, k)]
+    picks, titles = [], []
+    for c, dist, dh in rows:
+        idx = torch.nonzero(labels.cpu() == c).flatten()[:per_class]
+        picks += idx.tolist()
+        first = names[c] if c == cls else f"{names[c]}: d={dist:.2f}, d_H={dh:.2f}"
+        titles += [first] + [""] * (len(idx) - 1)
+    return show_images(images.cpu()[picks], titles=titles, ncols=per_class, size=2.4,
+                       title=f"Class {names[cls]} (top row) and its {k} nearest classes")
+
+
+def class_neighbours_explorer(tree, images: Tensor, labels: Tensor, names: Sequence[str], k: int = 5,
+                              start: int | None = None):
+    """Pick a training class: its images, then its k nearest classes with their class distance and d_H."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    options = [(names[int(c)], int(c)) for c in tree.classes]
+    pick = widgets.Dropdown(options=options, value=start if start is not None else options[0][1],
+                            description="class", layout=widgets.Layout(width="220px"),
+                            style={"description_width": "60px"})
+    out = widgets.Output()
+
+    def draw(*_):
+        with out:
+            out.clear_output(wait=True)
+            fig = plot_class_neighbours_static(tree, images, labels, names, pick.value, k)
+            display(fig)
+            plt.close(fig)
+
+    pick.observe(draw, names="value")
+    draw()
+    return widgets.VBox([pick, out])
+
+
+def plot_margin_matrix(alpha: Tensor, tree, names: Sequence[str], title: str = "Dynamic margin α per class pair"):
+    """Heatmap of alpha[anchor class, negative class], classes in the dendrogram's order."""
+    import plotly.graph_objects as go
+
+    order, _, labels = _tree_layout(tree, names)
+    a = alpha.detach().cpu()[order][:, order].numpy()
+    fig = go.Figure(layout=plotly_layout(title=title, width=760, height=700,
+                                         xaxis=dict(title="negative's class", tickfont=dict(size=FONT_SIZE - 7)),
+                                         yaxis=dict(title="anchor's class", autorange="reversed",
+                                                    tickfont=dict(size=FONT_SIZE - 7))))
+    fig.add_heatmap(z=np.where(np.eye(len(a), dtype=bool), np.nan, a), x=labels, y=labels, colorscale="Viridis",
+                    colorbar=dict(title="α"),
+                    hovertemplate="anchor %{y}, negative %{x}: α = %{z:.2f}<extra></extra>")
+    return fig
+
+
+def plot_margin_matrix_static(alpha: Tensor, tree, names: Sequence[str],
+                              title: str = "Dynamic margin α per class pair"):
+    """Matplotlib twin of :func:`plot_margin_matrix`."""
+    import matplotlib.pyplot as plt
+
+    order, _, labels = _tree_layout(tree, names)
+    a = alpha.detach().cpu()[order][:, order].numpy().astype(float)
+    np.fill_diagonal(a, np.nan)
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    im = ax.imshow(a, cmap="viridis")
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(labels)), labels, fontsize=6)
+    ax.set(xlabel="negative's class", ylabel="anchor's class", title=title)
+    fig.colorbar(im, label="α")
+    fig.tight_layout()
+    return fig
