@@ -50,6 +50,14 @@ def _class_moments(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, 
     return classes, counts, means, sq_norms / counts
 
 
+def _spreads(counts: Tensor, means: Tensor, sq: Tensor) -> Tensor:
+    """(C,) mean squared distance between two different images of each class (0 for a single image)."""
+    n = counts.double()
+    # mean over all n^2 ordered pairs (i = j included) is 2 (sq - |mu|^2); the n of them with i = j are 0
+    all_pairs = 2 * (sq - means.pow(2).sum(1))
+    return torch.where(n > 1, all_pairs * n / (n - 1).clamp_min(1), torch.zeros_like(n)).clamp_min(0)
+
+
 def within_class_distance(embeddings: Tensor, labels: Tensor) -> tuple[float, Tensor]:
     """d0 and s: s (C,) is the mean squared distance between two *different* images of each class;
     d0 is the mean of s over the classes with at least 2 images. embeddings (N, D) unit length, labels (N,).
@@ -57,11 +65,8 @@ def within_class_distance(embeddings: Tensor, labels: Tensor) -> tuple[float, Te
     A class with a single image has no pair: its s is 0 (it looks perfectly tight), and it is left out of d0.
     """
     _, counts, means, sq = _class_moments(embeddings, labels)
-    n = counts.double()
-    # mean over all n^2 ordered pairs (i = j included) is 2 (sq - |mu|^2); the n of them with i = j are 0
-    all_pairs = 2 * (sq - means.pow(2).sum(1))
-    s = torch.where(n > 1, all_pairs * n / (n - 1).clamp_min(1), torch.zeros_like(n)).clamp_min(0)
-    multi = n > 1
+    s = _spreads(counts, means, sq)
+    multi = counts > 1
     if not multi.any():
         raise ValueError("every class has a single image: there is no within-class distance to measure")
     return s[multi].mean().item(), s.float()
@@ -74,9 +79,9 @@ def class_distances(embeddings: Tensor, labels: Tensor) -> Tensor:
     the class's own s (mean over pairs of different images, see ``within_class_distance``).
     Computed from class means: mean ||r_i - r_j||^2 = mean ||r_i||^2 + mean ||r_j||^2 - 2 mu_p . mu_q.
     """
-    _, _, means, sq = _class_moments(embeddings, labels)
+    _, counts, means, sq = _class_moments(embeddings, labels)
     d = (sq[:, None] + sq[None, :] - 2 * means @ means.T).clamp_min(0)
-    d.diagonal().copy_(within_class_distance(embeddings, labels)[1].double())
+    d.diagonal().copy_(_spreads(counts, means, sq))
     return d.float()
 
 
@@ -282,9 +287,10 @@ class AnchorNeighbourSampler(_EpochSeeded):
             raise ValueError("the tree was built on other classes than these labels: build it from the same "
                              "training labels")
 
-    def choose_classes(self, g: torch.Generator) -> Tensor:
-        """(anchors, m) class rows: random anchors, each followed by its nearest classes not yet taken."""
-        distances = self._current().distances.detach().cpu().clone()
+    def choose_classes(self, g: torch.Generator, distances: Tensor | None = None) -> Tensor:
+        """(anchors, m) class rows: random anchors, each followed by its nearest classes not yet taken.
+        ``distances``: the tree's class distances on the CPU (read once per epoch by ``__iter__``)."""
+        distances = (self._current().distances.detach().cpu() if distances is None else distances).clone()
         groups = []
         taken = torch.zeros(len(distances), dtype=torch.bool)
         for a in torch.randperm(len(distances), generator=g).tolist():
@@ -302,5 +308,6 @@ class AnchorNeighbourSampler(_EpochSeeded):
         if isinstance(self.tree, LiveTree):
             self.tree.refresh(self.epoch)
         g = self._next_generator()
+        distances = self._current().distances.detach().cpu()          # (C, C), one copy per epoch
         for _ in range(self.steps):
-            yield self.index.sample_k(self.choose_classes(g).flatten(), self.t, g)   # (anchors*m*t,)
+            yield self.index.sample_k(self.choose_classes(g, distances).flatten(), self.t, g)  # (anchors*m*t,)

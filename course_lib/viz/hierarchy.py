@@ -100,10 +100,10 @@ def plot_class_tree_static(tree, names: Sequence[str], title: str = "The class t
 
 def neighbour_table(tree, cls: int, k: int = 5) -> list[tuple[int, float, float]]:
     """The k classes nearest to class label ``cls``: (label, class distance, d_H), nearest first."""
-    row = int(tree.rows(torch.tensor([cls]))[0])
-    d = tree.distances[row].clone()
-    d[row] = float("inf")
-    nearest = d.topk(min(k, len(d) - 1), largest=False).indices.tolist()
+    from ..hierarchy import nearest_classes
+    row = tree.rows(torch.tensor([cls]))
+    nearest = nearest_classes(tree.distances.cpu(), row, min(k, len(tree.classes) - 1) + 1)[0, 1:].tolist()
+    row = int(row[0])
     return [(int(tree.classes[j]), float(tree.distances[row, j]), float(tree.d_h[row, j])) for j in nearest]
 
 
