@@ -23,7 +23,7 @@ from .data import _ClassIndex, _EpochSeeded
 
 __all__ = ["class_distances", "within_class_distance", "tree_thresholds", "build_tree", "tree_merges",
            "dynamic_margin", "nearest_classes", "ClassTree", "LiveTree", "RebuildEachEpoch",
-           "AnchorNeighbourSampler"]
+           "AnchorNeighbourSampler", "Recipe", "recipe_setup"]
 
 
 def _check_unit(embeddings: Tensor) -> None:
@@ -311,3 +311,63 @@ class AnchorNeighbourSampler(_EpochSeeded):
         distances = self._current().distances.detach().cpu()          # (C, C), one copy per epoch
         for _ in range(self.steps):
             yield self.index.sample_k(self.choose_classes(g, distances).flatten(), self.t, g)  # (anchors*m*t,)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One way to train in notebook 04: which batches, which loss.
+
+    sampling: ``"P×K"`` (random classes) or ``"neighbours"`` (anchor-neighbour batches);
+    margin:   a number (batch-all's fixed margin) or ``"dynamic"`` (HTL: beta + gamma (d_H - s_anchor));
+    gamma:    the scale of the tree's part of a dynamic margin (1 is Ge et al.'s);
+    squared:  hinge on squared distances (the units of d_H and s) instead of plain ones.
+    """
+    sampling: str
+    margin: float | str
+    gamma: float = 1.0
+    squared: bool = False
+
+    def __post_init__(self):
+        if self.sampling not in ("P×K", "neighbours"):
+            raise ValueError(f'sampling must be "P×K" or "neighbours", got {self.sampling!r}')
+        if not (self.margin == "dynamic" or isinstance(self.margin, (int, float))):
+            raise ValueError(f'margin must be a number or "dynamic", got {self.margin!r}')
+
+
+def recipe_setup(recipe: Recipe, images: Tensor, labels: Tensor, tree: ClassTree, *, classes_per_batch: int,
+                 per_class: int, steps: int, anchors: int, m: int, every: int = 2, beta: float = 0.1,
+                 nearest: Callable[[Tensor, Tensor, int], Tensor] = nearest_classes):
+    """``setup(seed, model) -> (batches, step)`` for ``train_over_seeds``: the recipe's sampler and loss.
+
+    images (N, ...), labels (N,): the training set, on the model's device. ``tree`` is the tree of the
+    weights every run starts from (the shared warm start); a run that needs a tree (neighbour batches or
+    a dynamic margin) starts from it and rebuilds it from its own network every ``every`` epochs.
+    Batches hold ``classes_per_batch`` x ``per_class`` images either way: P×K draws the classes at random,
+    neighbour batches take ``anchors`` groups of ``m`` classes (anchors * m = classes_per_batch).
+    """
+    from .data import PKSampler
+    from .losses import batch_all_triplet_loss, hierarchical_triplet_loss
+    from .steps import pk_step
+
+    if recipe.sampling == "neighbours" and anchors * m != classes_per_batch:
+        raise ValueError(f"neighbour batches of {anchors} anchors x m = {m} classes hold {anchors * m} classes, "
+                         f"P×K batches {classes_per_batch}: make them equal so that the budgets match")
+
+    def loss_of(live: LiveTree | None):
+        if recipe.margin == "dynamic":
+            return lambda e, y: hierarchical_triplet_loss(e, y, live.tree, beta, squared=recipe.squared,
+                                                          scale=recipe.gamma)
+        return lambda e, y: batch_all_triplet_loss(e, y, float(recipe.margin), squared=recipe.squared)
+
+    def setup(seed: int, model: nn.Module):
+        random_batches = PKSampler(labels, classes_per_batch, per_class, steps=steps, seed=seed)
+        if recipe.sampling == "P×K" and recipe.margin != "dynamic":         # no tree needed
+            return random_batches, pk_step(images, labels, loss_of(None))
+        live = LiveTree(model, images, labels, tree.levels, every=every, tree=tree)
+        if recipe.sampling == "P×K":
+            batches = RebuildEachEpoch(random_batches, live)
+        else:
+            batches = AnchorNeighbourSampler(labels, live, anchors, m, per_class, steps=steps, seed=seed,
+                                             nearest=nearest)
+        return batches, pk_step(images, labels, loss_of(live))
+    return setup

@@ -6,8 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.hierarchy import (AnchorNeighbourSampler, ClassTree, LiveTree, build_tree, class_distances,
-                                  dynamic_margin, nearest_classes, tree_merges, tree_thresholds,
-                                  within_class_distance)
+                                  Recipe, RebuildEachEpoch, dynamic_margin, nearest_classes, recipe_setup,
+                                  tree_merges, tree_thresholds, within_class_distance)
+from course_lib.data import PKSampler
+from course_lib.training import embed
 from course_lib.losses import batch_all_triplet_loss, hierarchical_triplet_loss
 
 HAND = torch.tensor([[0, 1, 3, 3], [1, 0, 3, 3], [3, 3, 0, .5], [3, 3, .5, 0]])
@@ -196,6 +198,39 @@ def test_live_tree_rebuilds_at_its_interval():
     assert not torch.allclose(live.tree.distances, first.distances)   # the tree follows the model
     with pytest.raises(ValueError, match="every"):
         LiveTree(model, e, y, every=0)
+
+
+def test_recipes_build_the_promised_batches_and_losses():
+    x, y, _ = small_problem()
+    torch.manual_seed(0)
+    model = UnitLinear()
+    tree = ClassTree.from_embeddings(embed(model, x), y, levels=4)
+    sizes = dict(classes_per_batch=4, per_class=2, steps=3, anchors=2, m=2)
+
+    def first(recipe):
+        batches, step = recipe_setup(recipe, x, y, tree, **sizes)(0, model)
+        idx = next(iter(batches))
+        return batches, idx, step(model, idx)[0]
+
+    batches, idx, loss = first(Recipe("P×K", 0.3, squared=True))
+    assert isinstance(batches, PKSampler) and len(idx) == 8
+    with torch.no_grad():
+        assert torch.allclose(loss, batch_all_triplet_loss(model(x[idx]), y[idx], 0.3, squared=True)[0])
+    batches, idx, loss = first(Recipe("neighbours", "dynamic", gamma=0.5))
+    assert isinstance(batches, AnchorNeighbourSampler) and batches.tree.tree is tree and len(idx) == 8
+    with torch.no_grad():
+        expected = hierarchical_triplet_loss(model(x[idx]), y[idx], tree, 0.1, scale=0.5)[0]
+    assert torch.allclose(loss, expected)
+    batches, idx, _ = first(Recipe("P×K", "dynamic"))
+    assert isinstance(batches, RebuildEachEpoch) and len(idx) == 8
+    batches, idx, _ = first(Recipe("neighbours", 0.2))               # neighbour batches, fixed margin
+    assert isinstance(batches, AnchorNeighbourSampler) and y[idx].unique().numel() == 4
+    with pytest.raises(ValueError, match="budgets match"):
+        recipe_setup(Recipe("neighbours", 0.2), x, y, tree, **{**sizes, "m": 3})
+    with pytest.raises(ValueError, match="sampling"):
+        Recipe("random", 0.2)
+    with pytest.raises(ValueError, match="margin"):
+        Recipe("P×K", "large")
 
 
 def test_margin_scale_multiplies_the_tree_part_only():
