@@ -16,13 +16,20 @@ from .runtime import seed_everything
 from .training import embed, fit
 
 __all__ = ["retrieval_scores", "chance_levels", "over_seeds", "train_over_seeds", "mean_sd", "effective_rank", "relative_spread",
-           "collapse_report", "sample_pair_distances", "registration_report"]
+           "collapse_report", "sample_pair_distances", "registration_report", "error_rate"]
 
 
 def retrieval_scores(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, float]:
     """P@1 and MAP@R of ``model`` when every image of x searches all the others. x: (N, ...), y: (N,)."""
     e = embed(model, x)
     return {"P@1": precision_at_1(e, y), "MAP@R": map_at_r(e, y)}
+
+
+def error_rate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1000) -> float:
+    """Share of the images x (N, ...) whose highest logit is not their label y (N,); in eval mode."""
+    check_labels(y, len(x))
+    logits = embed(model, x, batch_size=batch_size)                    # (N, classes), no gradients
+    return float((logits.argmax(1) != y).float().mean())
 
 
 def chance_levels(labels: Tensor, trials: int = 20, seed: int = 0) -> dict[str, float]:

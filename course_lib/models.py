@@ -1,9 +1,13 @@
-"""Small embedding networks for 28x28 images, quick enough to train on a laptop CPU."""
+"""Small networks for MNIST-sized images, quick enough to train on a laptop CPU: an embedding network,
+a digit classifier, and a spatial transformer to put in front of either."""
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
-__all__ = ["EmbeddingNet"]
+from .geometry import warp
+
+__all__ = ["EmbeddingNet", "DigitClassifier", "STN"]
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
@@ -41,3 +45,75 @@ class EmbeddingNet(nn.Module):
                              f"got {tuple(x.shape)}; pass input_size=(H, W) for other image sizes")
         e = self.head(self.features((x - MNIST_MEAN) / MNIST_STD))  # (B, D)
         return nn.functional.normalize(e, dim=1) if self.normalize else e
+
+
+def _check_images(x: Tensor, size: tuple[int, int], who: str) -> None:
+    if x.ndim != 4 or x.shape[1:] != (1, *size):
+        raise ValueError(f"{who} expects images of shape (B, 1, {size[0]}, {size[1]}), got {tuple(x.shape)}; "
+                         f"pass size=(H, W) for other image sizes")
+
+
+class DigitClassifier(nn.Module):
+    """A small CNN: image (B, 1, H, W) in [0, 1] -> logits (B, classes).
+
+    Two 5 x 5 conv + 2 x 2 max-pool blocks and two linear layers, like the CNN baseline of the STN
+    paper. Its only built-in invariance is the pooling's few pixels of translation.
+    """
+
+    def __init__(self, size: tuple[int, int] = (42, 42), width: int = 16, classes: int = 10):
+        super().__init__()
+        h, w = size
+        if h < 8 or w < 8:
+            raise ValueError(f"size must be at least (8, 8) for two conv + pool blocks, got {size}")
+        self.size = (h, w)
+        self.features = nn.Sequential(
+            nn.Conv2d(1, width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),                # (B, w, H/2, W/2)
+            nn.Conv2d(width, 2 * width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),        # (B, 2w, H/4, W/4)
+            nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(2 * width * (h // 2 // 2) * (w // 2 // 2), 128), nn.ReLU(),
+                                  nn.Linear(128, classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_images(x, self.size, "DigitClassifier")
+        return self.head(self.features((x - MNIST_MEAN) / MNIST_STD))
+
+
+class STN(nn.Module):
+    """A spatial transformer (Jaderberg et al. 2015): x (B, 1, H, W) -> x resampled on a predicted grid.
+
+    A small localization network looks at the image and regresses the 6 numbers of theta (B, 2, 3);
+    ``geometry.warp`` (``affine_grid`` + ``grid_sample``) then reads the image on that grid. The last
+    layer starts at zero weights and the identity's bias, so an untrained STN passes images through
+    unchanged and training starts from the plain classifier. ``nn.Sequential(STN(...), classifier)``
+    puts it in front of any network; ``stn(x, return_theta=True)`` also returns theta.
+    The image is warped in [0, 1], *before* the classifier normalizes it, so the border reads 0 =
+    background.
+    """
+
+    def __init__(self, size: tuple[int, int] = (42, 42), out_size: tuple[int, int] | None = None, width: int = 8):
+        super().__init__()
+        self.size, self.out_size = tuple(size), tuple(out_size or size)
+        self.localization = nn.Sequential(
+            nn.MaxPool2d(2), nn.Conv2d(1, width, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 5), nn.ReLU(), nn.Flatten())
+        with torch.no_grad():
+            flat = self.localization(torch.zeros(1, 1, *self.size)).shape[1]
+        self.regressor = nn.Sequential(nn.Linear(flat, 32), nn.ReLU(), nn.Linear(32, 6))
+        self.reset_to_identity()
+
+    def reset_to_identity(self) -> None:
+        """Last layer: zero weights, bias = the identity theta [[1, 0, 0], [0, 1, 0]]."""
+        last = self.regressor[-1]
+        nn.init.zeros_(last.weight)
+        with torch.no_grad():
+            last.bias.copy_(torch.tensor([1.0, 0, 0, 0, 1, 0]))
+
+    def theta(self, x: Tensor) -> Tensor:
+        """The predicted sampling grid of each image: (B, 1, H, W) -> (B, 2, 3)."""
+        _check_images(x, self.size, "STN")
+        return self.regressor(self.localization(x)).view(-1, 2, 3)
+
+    def forward(self, x: Tensor, return_theta: bool = False):
+        theta = self.theta(x)
+        out = warp(x, theta, size=self.out_size)
+        return (out, theta) if return_theta else out

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .distances import pairwise_distances
 from .losses import triplet_loss
 
-__all__ = ["pk_step", "miner_loss", "mask_miner"]
+__all__ = ["pk_step", "miner_loss", "mask_miner", "classify_step"]
 
 BatchLoss = Callable[[Tensor, Tensor], "Tensor | tuple[Tensor, dict]"]
 Miner = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
@@ -50,3 +51,10 @@ def mask_miner(mask: Callable[[Tensor, Tensor, float], Tensor], margin: float = 
         a, p, n = mask(pairwise_distances(e.detach()), y, margin).nonzero(as_tuple=True)
         return a, p, n
     return miner
+
+
+def classify_step(model: nn.Module, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """A step for ``(images, labels)`` batches: cross-entropy of the model's logits; records the accuracy."""
+    x, y = batch
+    logits = model(x)                                                   # (B, classes)
+    return F.cross_entropy(logits, y), {"accuracy": (logits.argmax(1) == y).float().mean()}

@@ -1,6 +1,7 @@
 """The exercise checkers accept plain correct solutions, reject the common mistakes with the right hint,
 and never raise on a broken student function."""
 import itertools
+import math
 
 import pytest
 import torch
@@ -405,6 +406,65 @@ def nearest_float(d, anchors, m):
     return nearest_ok(d, anchors, m).float()
 
 
+# ---------------------------------------------------------------- affine theta and bilinear weights
+def theta_ok(angle, scale, tx, ty):
+    a = torch.deg2rad(angle)
+    row0 = torch.stack([scale * torch.cos(a), scale * torch.sin(a), tx], 1)
+    row1 = torch.stack([-scale * torch.sin(a), scale * torch.cos(a), ty], 1)
+    return torch.stack([row0, row1], 1)
+
+
+def theta_loop(angle, scale, tx, ty):
+    out = []
+    for a, s, x, y in zip(angle.tolist(), scale.tolist(), tx.tolist(), ty.tolist()):
+        c, n = math.cos(math.radians(a)), math.sin(math.radians(a))
+        out.append([[s * c, s * n, x], [-s * n, s * c, y]])
+    return torch.tensor(out, dtype=angle.dtype)
+
+
+def theta_radians(angle, scale, tx, ty):
+    return theta_ok(torch.rad2deg(angle), scale, tx, ty)
+
+
+def theta_clockwise(angle, scale, tx, ty):
+    return theta_ok(-angle, scale, tx, ty)
+
+
+def theta_scaled_shift(angle, scale, tx, ty):
+    return theta_ok(angle, scale, scale * tx, scale * ty)
+
+
+def theta_no_batch(angle, scale, tx, ty):
+    return theta_ok(angle, scale, tx, ty)[0]
+
+
+def bilinear_ok(x, y):
+    dx, dy = x - x.floor(), y - y.floor()
+    return torch.stack([(1 - dx) * (1 - dy), dx * (1 - dy), (1 - dx) * dy, dx * dy], 1)
+
+
+def bilinear_kernel(x, y):
+    """The lecture's kernel max(0, 1 - |x - m|) max(0, 1 - |y - n|), one corner at a time."""
+    cols = [x.floor(), x.floor() + 1, x.floor(), x.floor() + 1]
+    rows = [y.floor(), y.floor(), y.floor() + 1, y.floor() + 1]
+    return torch.stack([(1 - (x - m).abs()).clamp_min(0) * (1 - (y - n).abs()).clamp_min(0)
+                        for m, n in zip(cols, rows)], 1)
+
+
+def bilinear_flipped(x, y):
+    return bilinear_ok(x, y).flip(1)
+
+
+def bilinear_trunc(x, y):
+    dx, dy = x - x.trunc(), y - y.trunc()
+    return torch.stack([(1 - dx) * (1 - dy), dx * (1 - dy), (1 - dx) * dy, dx * dy], 1)
+
+
+def bilinear_sum(x, y):
+    dx, dy = x - x.floor(), y - y.floor()
+    return torch.stack([(2 - dx - dy) / 2, (dx + 1 - dy) / 2, (1 - dx + dy) / 2, (dx + dy) / 2], 1)
+
+
 # ---------------------------------------------------------------- the table of cases
 CHECKERS = {
     "pairwise": (ex.check_pairwise_distances, [cube_distances, pairwise_expansion, pairwise_cdist, pairwise_distances],
@@ -443,6 +503,11 @@ CHECKERS = {
     "nearest classes": (ex.check_nearest_classes, [nearest_ok, nearest_classes],
                         [(nearest_with_self, "not its own neighbour"), (nearest_farthest, "SMALLEST"),
                          (nearest_no_anchor, "first column"), (nearest_float, "long")]),
+    "affine theta": (ex.check_affine_theta, [theta_ok, theta_loop],
+                     [(theta_radians, "degrees"), (theta_clockwise, "other way"), (theta_scaled_shift, "not scaled"),
+                      (theta_no_batch, "shape")]),
+    "bilinear weights": (ex.check_bilinear_weights, [bilinear_ok, bilinear_kernel],
+                         [(bilinear_flipped, "NEAR"), (bilinear_trunc, "torch.floor"), (bilinear_sum, "Multiply")]),
 }
 CORRECT = [(name, fn) for name, (_, fns, _) in CHECKERS.items() for fn in fns]
 WRONG = [(name, fn, hint) for name, (_, _, wrongs) in CHECKERS.items() for fn, hint in wrongs]
