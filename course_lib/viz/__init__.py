@@ -11,6 +11,8 @@ from .mining import (anchor_view, busiest_anchor, difficulty_explorer, picked_ne
                      plot_negative_distances, sphere_distance_density)
 from .hierarchy import (class_neighbours_explorer, dendrogram_segments, neighbour_table, plot_class_neighbours_static,
                         plot_class_tree, plot_class_tree_static, plot_margin_matrix, plot_margin_matrix_static)
+from .stn import (grid_lines, plot_sampling_grid_static, plot_stn_examples_static, sampling_grid_explorer,
+                  stn_browser)
 from .style import FONT_SIZE, PALETTE, image_png, plotly_layout
 
 __all__ = [
@@ -25,5 +27,6 @@ __all__ = [
     "siamese_diagram", "triplet_diagram", "plot_collapse",
     "class_neighbours_explorer", "dendrogram_segments", "neighbour_table", "plot_class_neighbours_static",
     "plot_class_tree", "plot_class_tree_static", "plot_margin_matrix", "plot_margin_matrix_static",
+    "grid_lines", "plot_sampling_grid_static", "plot_stn_examples_static", "sampling_grid_explorer", "stn_browser",
     "FONT_SIZE", "PALETTE", "image_png", "plotly_layout",
 ]
