@@ -1,6 +1,7 @@
 """Sampling grids, distorted MNIST and the STN against hand-computed matrices and slow, obvious references."""
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -191,3 +192,32 @@ def test_error_rate_against_a_loop():
         model.eval()
         wrong = sum(int(model(x[i:i + 1]).argmax() != y[i]) for i in range(30))
     assert error_rate(model, x, y, batch_size=7) == pytest.approx(wrong / 30)
+
+
+def test_grid_views_follow_their_sliders():
+    import matplotlib.pyplot as plt
+
+    from course_lib.viz import (grid_lines, plot_sampling_grid_static, plot_stn_examples_static,
+                                sampling_grid_explorer, stn_browser)
+    image = rand_images(1, 28, 28)[0]
+    lines, border, corner = grid_lines(affine_theta(), (28, 28))
+    assert corner == pytest.approx((0.0, 0.0), abs=1e-5) and border.shape == (5, 2)
+    assert len(lines) == 2 * (len(range(0, 28, 4)) + 1)
+    box, fig = sampling_grid_explorer(image).children
+    controls = box.children
+    angle, scale, shift_x = controls[0], controls[1], controls[2]
+    before = np.array(fig.data[1].z)
+    assert np.allclose(before, image[0].numpy(), atol=1e-5)              # identity: output = input
+    shift_x.value = 1.0                                                  # one pixel: the output moves left
+    assert np.allclose(np.array(fig.data[1].z)[:, :-1], image[0, :, 1:].numpy(), atol=1e-5)
+    assert "+0.071" in controls[-1].value                                # 2 / 28 in theta's last column
+    scale.value = 0.5
+    assert np.ptp(np.array(fig.data[3].x)) == pytest.approx(13.5)        # half of the 27 pixels between centres
+    thetas = affine_theta(torch.tensor([0.0, 30.0, -20.0]), 0.8)
+    pick, browser = stn_browser(rand_images(3, 42, 42), thetas, ["a", "b", "c"]).children
+    first = np.array(browser.data[3].x)
+    pick.value = 1
+    assert browser.layout.title.text == "b" and not np.allclose(np.array(browser.data[3].x), first)
+    for f in (plot_sampling_grid_static(image, thetas[1:2]), plot_stn_examples_static(rand_images(3, 42, 42), thetas)):
+        assert len(f.axes) >= 2
+        plt.close(f)
