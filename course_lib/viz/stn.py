@@ -59,10 +59,11 @@ def _grid_traces(fig, image: Tensor, theta: Tensor, out: Tensor, align_corners: 
                     hoverinfo="skip", showlegend=False, row=1, col=1)
     fig.add_scatter(x=[corner[0]], y=[corner[1]], mode="markers", marker=dict(color=PALETTE[1], size=14),
                     hovertemplate="output pixel (0, 0) reads here<extra></extra>", showlegend=False, row=1, col=1)
-    for col, n in ((1, (h, w)), (2, out.shape[-2:])):
-        fig.update_xaxes(range=[-0.5, n[1] - 0.5], constrain="domain", showgrid=False, row=1, col=col)
-        fig.update_yaxes(range=[n[0] - 0.5, -0.5], scaleanchor=f"x{'' if col == 1 else 2}", showgrid=False,
+    for col, (n, pad) in ((1, ((h, w), 0.2)), (2, (out.shape[-2:], 0.0))):   # room for a grid that reads outside
+        fig.update_xaxes(range=[-0.5 - pad * n[1], n[1] - 0.5 + pad * n[1]], constrain="domain", showgrid=False,
                          row=1, col=col)
+        fig.update_yaxes(range=[n[0] - 0.5 + pad * n[0], -0.5 - pad * n[0]], scaleanchor=f"x{'' if col == 1 else 2}",
+                         showgrid=False, row=1, col=col)
 
 
 def _line_xy(theta: Tensor, size: tuple[int, int], align_corners: bool):
@@ -160,7 +161,7 @@ def _draw_pair(axes, image: Tensor, theta: Tensor, out: Tensor, align_corners: b
         axes[0].plot(line[:, 0], line[:, 1], color=PALETTE[0], lw=1)
     axes[0].plot(border[:, 0], border[:, 1], color=PALETTE[1], lw=2.5)
     axes[0].plot(*corner, "o", color=PALETTE[1], ms=7)
-    axes[0].set(xlim=(-0.5, w - 0.5), ylim=(h - 0.5, -0.5))
+    axes[0].set(xlim=(-0.5 - 0.2 * w, w - 0.5 + 0.2 * w), ylim=(h - 0.5 + 0.2 * h, -0.5 - 0.2 * h))
     axes[1].imshow(out[0].detach().cpu().numpy(), cmap="gray", vmin=0, vmax=1)
     for ax in axes:
         ax.set_xticks([])
