@@ -1,0 +1,145 @@
+"""Box operations against hand-worked fixtures, slow loops and torchvision's implementations."""
+import math
+
+import pytest
+import torch
+import torchvision
+from torchvision.models.detection._utils import BoxCoder, Matcher
+
+from course_lib.boxes import (BACKGROUND, IGNORED, OBJECT, box_area, box_iou, decode_boxes, encode_boxes, make_anchors,
+                              match_anchors, nms)
+
+
+def random_boxes(n, seed=0, size=64.0):
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(n, 2, generator=g) * size
+    wh = torch.rand(n, 2, generator=g) * size / 2 + 1
+    return torch.cat([xy, xy + wh], dim=1)
+
+
+def iou_loop(a, b):
+    out = torch.zeros(len(a), len(b))
+    for i, (ax1, ay1, ax2, ay2) in enumerate(a.tolist()):
+        for j, (bx1, by1, bx2, by2) in enumerate(b.tolist()):
+            iw, ih = max(0.0, min(ax2, bx2) - max(ax1, bx1)), max(0.0, min(ay2, by2) - max(ay1, by1))
+            union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - iw * ih
+            out[i, j] = iw * ih / union if union > 0 else 0.0
+    return out
+
+
+def test_iou_by_hand_and_against_a_loop_and_torchvision():
+    a = torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10]])
+    b = torch.tensor([[5.0, 0, 15, 10], [0, 0, 10, 10], [20, 20, 30, 30]])
+    assert torch.allclose(torch.diag(box_iou(a, b)), torch.tensor([50 / 150, 1.0, 0.0]))
+    x, y = random_boxes(30, 1), random_boxes(20, 2)
+    assert torch.allclose(box_iou(x, y), iou_loop(x, y), atol=1e-6)
+    assert torch.allclose(box_iou(x, y), torchvision.ops.box_iou(x, y), atol=1e-6)
+    assert torch.allclose(box_area(a), torch.full((3,), 100.0))
+
+
+def test_iou_edge_cases():
+    line = torch.tensor([[5.0, 5, 5, 9]])                               # width 0
+    assert box_iou(line, line).item() == 0.0 and box_area(line).item() == 0.0
+    assert box_iou(torch.zeros(0, 4), random_boxes(3)).shape == (0, 3)
+    touching = box_iou(torch.tensor([[0.0, 0, 1, 1]]), torch.tensor([[1.0, 0, 2, 1]]))
+    assert touching.item() == 0.0
+    with pytest.raises(ValueError, match="x2 < x1"):
+        box_iou(torch.tensor([[10.0, 0, 0, 10]]), line)
+    with pytest.raises(ValueError, match=r"\(N, 4\)"):
+        box_iou(torch.zeros(4), line)
+
+
+def nms_loop(boxes, scores, threshold):
+    order = sorted(range(len(boxes)), key=lambda i: -scores[i].item())
+    keep = []
+    for i in order:
+        if all(iou_loop(boxes[i:i + 1], boxes[k:k + 1]).item() <= threshold for k in keep):
+            keep.append(i)
+    return keep
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 0.9])
+def test_nms_against_a_loop_and_torchvision(threshold):
+    boxes = random_boxes(60, 3, size=40)
+    scores = torch.rand(60, generator=torch.Generator().manual_seed(4))
+    keep = nms(boxes, scores, threshold)
+    assert keep.tolist() == nms_loop(boxes, scores, threshold)
+    assert keep.tolist() == torchvision.ops.nms(boxes, scores, threshold).tolist()
+    assert torch.all(scores[keep][:-1] >= scores[keep][1:])            # highest score first
+
+
+def test_nms_by_hand_ties_and_the_strict_threshold():
+    boxes = torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 10], [5, 0, 15, 10], [30, 30, 40, 40]])
+    scores = torch.tensor([0.9, 0.9, 0.8, 0.1])
+    assert nms(boxes, scores, 0.5).tolist() == [0, 2, 3]               # tie: the earlier box wins
+    assert nms(boxes, scores, 1 / 3).tolist() == [0, 2, 3]             # IoU exactly 1/3 is not above it
+    assert nms(boxes, scores, 0.3).tolist() == [0, 3]
+    assert nms(torch.zeros(0, 4), torch.zeros(0), 0.5).tolist() == []
+    with pytest.raises(ValueError, match="one score per box"):
+        nms(boxes, scores[:3], 0.5)
+
+
+def test_anchors_by_hand():
+    anchors = make_anchors((2, 3), stride=8, sizes=[8], ratios=[1.0])
+    assert anchors.shape == (6, 4)
+    assert anchors[0].tolist() == [0.0, 0.0, 8.0, 8.0] and anchors[5].tolist() == [16.0, 8.0, 24.0, 16.0]
+    tall = make_anchors((1, 1), stride=16, sizes=[8, 16], ratios=[0.5, 2.0])      # ratio = h / w
+    w, h = tall[:, 2] - tall[:, 0], tall[:, 3] - tall[:, 1]
+    assert torch.allclose(h / w, torch.tensor([0.5, 2.0, 0.5, 2.0]))
+    assert torch.allclose(w * h, torch.tensor([64.0, 64, 256, 256]))
+    assert torch.allclose((tall[:, :2] + tall[:, 2:]) / 2, torch.full((4, 2), 8.0))
+    many = make_anchors((4, 5), stride=4, sizes=[4, 8], ratios=[0.5, 1, 2])
+    i, j, k = 2, 3, 4                                                   # cell (2, 3), anchor 4
+    assert torch.allclose((many[(i * 5 + j) * 6 + k, :2] + many[(i * 5 + j) * 6 + k, 2:]) / 2,
+                          torch.tensor([(j + 0.5) * 4, (i + 0.5) * 4]))
+    with pytest.raises(ValueError, match="positive"):
+        make_anchors((2, 2), 8, [], [1.0])
+
+
+@pytest.mark.parametrize("weights", [(1.0, 1.0, 1.0, 1.0), (10.0, 10.0, 5.0, 5.0)])
+def test_encode_decode_round_trip_and_torchvision(weights):
+    anchors, gt = random_boxes(40, 5), random_boxes(40, 6)
+    deltas = encode_boxes(gt, anchors, weights)
+    assert torch.allclose(decode_boxes(deltas, anchors, weights), gt, atol=1e-4)
+    coder = BoxCoder(weights)
+    assert torch.allclose(deltas, coder.encode_single(gt, anchors), atol=1e-5)
+    assert torch.allclose(decode_boxes(deltas, anchors, weights), coder.decode_single(deltas, anchors), atol=1e-4)
+
+
+def test_encode_by_hand_and_clipping():
+    anchor = torch.tensor([[0.0, 0, 10, 20]])                           # centre (5, 10), 10 x 20
+    gt = torch.tensor([[5.0, 0, 15, 40]])                               # centre (10, 20), 10 x 40
+    assert torch.allclose(encode_boxes(gt, anchor), torch.tensor([[0.5, 0.5, 0.0, math.log(2)]]))
+    huge = decode_boxes(torch.tensor([[0.0, 0, 50, 50]]), anchor)
+    assert torch.isfinite(huge).all() and (huge[0, 2] - huge[0, 0]).item() == pytest.approx(10 * 1000 / 16, rel=1e-4)
+    with pytest.raises(ValueError, match="positive area"):
+        encode_boxes(torch.tensor([[1.0, 1, 1, 5]]), anchor)
+
+
+def test_matching_on_a_hand_drawn_example():
+    gt = torch.tensor([[0.0, 0, 10, 10], [40, 40, 44, 44]])             # a big box and a small one
+    anchors = torch.tensor([[0.0, 0, 10, 10],                           # IoU 1 with gt 0: object
+                            [0, 0, 10, 12],                             # IoU 0.83: object
+                            [0, 0, 10, 20],                             # IoU 0.5: ignored
+                            [20, 20, 30, 30],                           # IoU 0: background
+                            [38, 38, 48, 48]])                          # IoU 0.16 with the small box: its best
+    labels, matched = match_anchors(anchors, gt)
+    assert labels.tolist() == [OBJECT, OBJECT, IGNORED, BACKGROUND, OBJECT]
+    assert matched[[0, 1, 4]].tolist() == [0, 0, 1]
+    labels, _ = match_anchors(anchors, gt, allow_low_quality=False)     # RPN thresholds alone: the small box is lost
+    assert labels.tolist() == [OBJECT, OBJECT, IGNORED, BACKGROUND, BACKGROUND]
+    labels, matched = match_anchors(anchors, torch.zeros(0, 4))
+    assert labels.tolist() == [BACKGROUND] * 5 and matched.tolist() == [-1] * 5
+    with pytest.raises(ValueError, match="low <= high"):
+        match_anchors(anchors, gt, high=0.3, low=0.7)
+
+
+@pytest.mark.parametrize("low_quality", [False, True])
+def test_matching_agrees_with_torchvision_matcher(low_quality):
+    anchors = make_anchors((8, 8), stride=8, sizes=[8, 16], ratios=[0.5, 1, 2])
+    gt = random_boxes(5, 7, size=48)
+    labels, matched = match_anchors(anchors, gt, 0.7, 0.3, low_quality)
+    tv = Matcher(0.7, 0.3, allow_low_quality_matches=low_quality)(box_iou(gt, anchors))
+    expected = torch.where(tv >= 0, OBJECT, torch.where(tv == -1, BACKGROUND, IGNORED))
+    assert labels.tolist() == expected.tolist()
+    assert matched[labels == OBJECT].tolist() == tv[tv >= 0].tolist()
