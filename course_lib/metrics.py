@@ -1,4 +1,5 @@
-"""How good is an embedding? Retrieval metrics (nearest neighbours) and verification metrics (pairs).
+"""How good is an embedding, or a detector? Retrieval metrics (nearest neighbours), verification metrics
+(pairs), and detection metrics (average precision of boxes).
 
 Retrieval: every query looks up its nearest references. Without a reference set the queries
 search among themselves, leaving the query itself out.
@@ -13,7 +14,8 @@ from torch import Tensor
 
 from ._checks import check_embeddings, check_labels, check_same_device
 
-__all__ = ["nearest_neighbours", "precision_at_1", "recall_at_k", "map_at_r", "average_precision_at_r", "verification_roc", "roc_auc", "best_threshold"]
+__all__ = ["nearest_neighbours", "precision_at_1", "recall_at_k", "map_at_r", "average_precision_at_r", "verification_roc", "roc_auc", "best_threshold",
+           "detection_pr", "detection_map"]
 
 _CHUNK = 1024  # queries per block, so a (Q, N) distance matrix never has to fit in memory at once
 
@@ -174,3 +176,62 @@ def average_precision_at_r(hits: Tensor) -> Tensor:
     rel = hits.float()                                                  # (Q, R)
     ranks = torch.arange(1, rel.shape[1] + 1, device=rel.device)        # (R,)
     return (rel.cumsum(1) / ranks * rel).sum(1) / rel.shape[1]
+
+
+# ----------------------------------------------------------------------------------------------- detection
+
+def detection_pr(predictions: list[dict], targets: list[dict], label: int, iou_threshold: float = 0.5
+                 ) -> tuple[Tensor, Tensor, float]:
+    """Precision-recall curve and average precision of one class, VOC style, over a set of images.
+
+    predictions: one dict per image with "boxes" (P, 4), "scores" (P,), "labels" (P,);
+    targets: one dict per image with "boxes" (G, 4), "labels" (G,).
+    All detections of the class, from all images, are sorted by score. Going down the list, a detection is
+    a true positive if its best-overlapping unmatched gt box of the class (same image) has IoU >= the
+    threshold (that gt box is then used up), else a false positive: a second detection of the same object
+    is a false positive. AP is the area under the precision-recall curve after making precision
+    non-increasing (VOC 2010+ "all points"). Returns (precision (D,), recall (D,), AP); AP = nan when the
+    class has no gt box.
+    """
+    from .boxes import box_iou
+
+    if len(predictions) != len(targets):
+        raise ValueError(f"one prediction dict per image: {len(predictions)} predictions, {len(targets)} targets")
+    n_gt = sum(int((t["labels"] == label).sum()) for t in targets)
+    found = []                                                          # (score, image, box) per detection
+    for i, p in enumerate(predictions):
+        keep = p["labels"] == label
+        found += [(float(sc), i, b) for sc, b in zip(p["scores"][keep].tolist(), p["boxes"][keep])]
+    found.sort(key=lambda d: -d[0])                                     # stable: ties keep image order
+    used = [torch.zeros(int((t["labels"] == label).sum()), dtype=torch.bool) for t in targets]
+    gts = [t["boxes"][t["labels"] == label].float().cpu() for t in targets]
+    tp = torch.zeros(len(found))
+    for k, (_, i, box) in enumerate(found):
+        if len(gts[i]) == 0:
+            continue
+        iou = box_iou(box[None].float().cpu(), gts[i])[0]               # (G,)
+        iou[used[i]] = -1                                               # each gt box counts once
+        j = int(iou.argmax())
+        if iou[j] >= iou_threshold:
+            tp[k], used[i][j] = 1, True
+    if n_gt == 0:
+        return torch.zeros(0), torch.zeros(0), float("nan")
+    hits = tp.cumsum(0)
+    precision = hits / torch.arange(1, len(found) + 1)
+    recall = hits / n_gt
+    if len(found) == 0:
+        return precision, recall, 0.0
+    envelope = precision.flip(0).cummax(0).values.flip(0)                # best precision at this recall or more
+    steps = torch.cat([recall[:1], recall[1:] - recall[:-1]])           # recall gained at each detection
+    return precision, recall, float((envelope * steps).sum())
+
+
+def detection_map(predictions: list[dict], targets: list[dict], num_classes: int, iou_threshold: float = 0.5
+                  ) -> dict:
+    """mAP@iou_threshold: the mean of :func:`detection_pr`'s AP over the classes that have gt boxes.
+    Returns {"mAP": float, "AP": {class: AP}}."""
+    aps = {c: detection_pr(predictions, targets, c, iou_threshold)[2] for c in range(num_classes)}
+    present = {c: ap for c, ap in aps.items() if ap == ap}             # drop nan: classes without gt
+    if not present:
+        raise ValueError("no ground-truth boxes in targets: mAP is undefined")
+    return {"mAP": sum(present.values()) / len(present), "AP": present}

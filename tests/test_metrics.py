@@ -214,3 +214,34 @@ def test_map_at_r_is_the_mean_of_average_precision_at_r_of_the_hits():
     # the hand-checked rows of the 1-D case: the query at 0 finds 1.0 (class 1) then 2.5 (class 0)
     hits = torch.tensor([[n == int(l) for n in r[:2]] for r, l in zip(ranked_labels(x, y, x, y, True), y)])
     assert hits[0].tolist() == [False, True] and average_precision_at_r(hits[:1]).item() == pytest.approx(0.25)
+
+
+# ----------------------------------------------------------------------------------------------- detection
+def _img(boxes, labels, scores=None):
+    d = {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), "labels": torch.tensor(labels, dtype=torch.long)}
+    if scores is not None:
+        d["scores"] = torch.tensor(scores, dtype=torch.float32)
+    return d
+
+
+def test_detection_ap_by_hand():
+    from course_lib.metrics import detection_map, detection_pr
+    gt = [_img([[0, 0, 10, 10], [20, 20, 30, 30]], [1, 1]), _img([[0, 0, 10, 10]], [1])]
+    perfect = [_img([[0, 0, 10, 10], [20, 20, 30, 30]], [1, 1], [0.9, 0.8]), _img([[0, 0, 10, 10]], [1], [0.7])]
+    assert detection_pr(perfect, gt, 1)[2] == pytest.approx(1.0)
+    # ranked: FP (0.95), TP, TP, duplicate of an already found box (FP), and one gt never found
+    preds = [_img([[50, 50, 60, 60], [0, 0, 10, 10], [20, 20, 30, 30], [1, 0, 10, 10]], [1, 1, 1, 1],
+                  [0.95, 0.9, 0.8, 0.7]), _img([], [], [])]
+    precision, recall, ap = detection_pr(preds, gt, 1)
+    assert precision.tolist() == pytest.approx([0, 1 / 2, 2 / 3, 2 / 4])
+    assert recall.tolist() == pytest.approx([0, 1 / 3, 2 / 3, 2 / 3])
+    assert ap == pytest.approx(2 / 3 * 1 / 3 + 2 / 3 * 1 / 3)          # envelope 2/3 at recall 1/3 and 2/3
+    wrong_class = [_img([[0, 0, 10, 10]], [2], [0.9]), _img([], [], [])]
+    assert detection_pr(wrong_class, gt, 1)[2] == 0.0
+    result = detection_map(perfect, gt, num_classes=3)
+    assert result["mAP"] == pytest.approx(1.0) and set(result["AP"]) == {1}   # classes 0 and 2 have no gt
+    loose = [_img([[0, 0, 10, 14]], [1], [0.9]), _img([], [], [])]        # IoU 0.71 with the first box
+    assert detection_pr(loose, gt, 1, iou_threshold=0.5)[2] == pytest.approx(1 / 3)
+    assert detection_pr(loose, gt, 1, iou_threshold=0.75)[2] == 0.0
+    with pytest.raises(ValueError, match="undefined"):
+        detection_map(perfect, [_img([], []), _img([], [])], num_classes=2)
