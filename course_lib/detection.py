@@ -1,0 +1,197 @@
+"""A tiny single-stage anchor detector on digits-on-a-canvas (lesson 06): the data, the network, the loss and
+the inference. The box operations themselves are in :mod:`course_lib.boxes`.
+
+* ``digit_canvases``: 1 to ``max_digits`` MNIST digits at random positions and sizes on a square canvas,
+  with tight boxes around their ink and their class, made on the digits' device.
+* ``TinyDetector``: a small backbone to a stride-8 feature map; per anchor one objectness logit, class
+  logits and 4 box deltas.
+* ``match_batch``: :func:`course_lib.boxes.match_anchors` for a whole batch at once (padded gt boxes).
+* ``detection_loss``: objectness (binary cross-entropy over non-ignored anchors), class (cross-entropy on
+  positive anchors) and box (smooth L1 on the deltas of positive anchors).
+* ``detect``: decode, keep scores above a threshold, non-maximum suppression per image.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .boxes import BACKGROUND, IGNORED, OBJECT, decode_boxes, encode_boxes, make_anchors, nms
+
+__all__ = ["Canvases", "digit_canvases", "TinyDetector", "match_batch", "detection_loss", "detect"]
+
+INK = 0.3                                       # a pixel brighter than this belongs to a digit's box
+
+
+@dataclass
+class Canvases:
+    """images (N, 1, S, S) in [0, 1]; boxes (N, K, 4) xyxy pixels and labels (N, K), padded with label -1."""
+    images: Tensor
+    boxes: Tensor
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def targets(self, i: int) -> dict[str, Tensor]:
+        """The gt boxes of canvas i without padding: {"boxes": (G, 4), "labels": (G,)}."""
+        keep = self.labels[i] >= 0
+        return {"boxes": self.boxes[i][keep], "labels": self.labels[i][keep]}
+
+
+def digit_canvases(digits: Tensor, labels: Tensor, n: int, g: torch.Generator, canvas: int = 64,
+                   max_digits: int = 3, sizes: tuple[float, float] = (14.0, 30.0)) -> Canvases:
+    """n canvases, each with 1 to max_digits (at most 4) digits drawn from digits (N, 1, 28, 28) / labels (N,).
+
+    The canvas is cut into 2 x 2 quadrants and every digit gets its own quadrant, so digits do not overlap;
+    a digit is scaled to a ``sizes`` = (smallest, largest) pixel patch and placed at random inside its
+    quadrant. Its box is the tight box around its ink (pixels > 0.3) after placing, so boxes are smaller
+    than the patches. Random numbers come from ``g`` (CPU), the images are made on the digits' device.
+    """
+    if not 1 <= max_digits <= 4:
+        raise ValueError(f"max_digits must be 1 to 4 (one digit per quadrant), got {max_digits}")
+    if sizes[1] > canvas / 2:
+        raise ValueError(f"the largest digit ({sizes[1]} px) must fit in a quadrant of {canvas / 2} px")
+    device, k = digits.device, max_digits
+    count = torch.randint(1, k + 1, (n,), generator=g)                                   # (n,)
+    quadrant = torch.argsort(torch.rand(n, 4, generator=g), dim=1)[:, :k]                # (n, k) distinct
+    size = sizes[0] + (sizes[1] - sizes[0]) * torch.rand(n, k, generator=g)              # patch side, px
+    slack = canvas / 2 - size
+    cx = (quadrant % 2) * canvas / 2 + size / 2 + slack * torch.rand(n, k, generator=g)  # patch centre, px
+    cy = (quadrant // 2) * canvas / 2 + size / 2 + slack * torch.rand(n, k, generator=g)
+    pick = torch.randint(0, len(digits), (n, k), generator=g)
+    present = torch.arange(k)[None, :] < count[:, None]                                  # (n, k)
+    # canvas point u (normalized) -> digit point v = (canvas / size) (u - c), c the patch centre normalized
+    stretch = canvas / size
+    theta = torch.zeros(n * k, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = stretch.flatten()
+    theta[:, 0, 2] = -stretch.flatten() * (cx.flatten() / canvas * 2 - 1)
+    theta[:, 1, 2] = -stretch.flatten() * (cy.flatten() / canvas * 2 - 1)
+    grid = F.affine_grid(theta.to(device), (n * k, 1, canvas, canvas), align_corners=False)
+    placed = F.grid_sample(digits[pick.flatten().to(device)], grid, align_corners=False)  # (n*k, 1, S, S)
+    placed = placed.view(n, k, canvas, canvas) * present.to(device)[:, :, None, None]
+    ink = placed > INK
+    rows, cols = ink.any(dim=3), ink.any(dim=2)                                           # (n, k, S)
+    idx = torch.arange(canvas, device=device, dtype=torch.float32)
+    big = float(canvas)
+    x1 = torch.where(cols, idx, big).amin(2)
+    x2 = torch.where(cols, idx + 1, -big).amax(2)
+    y1 = torch.where(rows, idx, big).amin(2)
+    y2 = torch.where(rows, idx + 1, -big).amax(2)
+    boxes = torch.stack([x1, y1, x2, y2], dim=2)                                          # (n, k, 4)
+    has_ink = cols.any(2)
+    box_labels = torch.where(present.to(device) & has_ink, labels[pick.flatten()].view(n, k).to(device), -1)
+    boxes = torch.where(box_labels[..., None] >= 0, boxes, torch.zeros_like(boxes))
+    return Canvases(placed.amax(dim=1, keepdim=True).clamp(0, 1), boxes, box_labels)
+
+
+class TinyDetector(nn.Module):
+    """images (B, 1, S, S) in [0, 1] -> (B, H * W * A, 5 + classes): per anchor [objectness logit, dx, dy, dw,
+    dh, class logits], anchors in the order of :func:`course_lib.boxes.make_anchors` (cell by cell, row-major).
+
+    Backbone: three 3 x 3 conv + 2 x 2 max-pool blocks, so a stride of 8 (a 64 x 64 canvas gives 8 x 8 cells);
+    head: one 3 x 3 conv and a 1 x 1 conv with A * (5 + classes) channels.
+    """
+
+    stride = 8
+
+    def __init__(self, anchors_per_cell: int, classes: int = 10, width: int = 32):
+        super().__init__()
+        self.a, self.classes = anchors_per_cell, classes
+        blocks, c_in = [], 1
+        for c_out in (width, 2 * width, 2 * width):
+            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)]
+            c_in = c_out
+        self.backbone = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.Conv2d(c_in, c_in, 3, padding=1), nn.ReLU(),
+                                  nn.Conv2d(c_in, anchors_per_cell * (5 + classes), 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.head(self.backbone(x - 0.13))                                          # (B, A*(5+C), H, W)
+        b, _, h, w = out.shape
+        return out.view(b, self.a, 5 + self.classes, h, w).permute(0, 3, 4, 1, 2).reshape(b, h * w * self.a, -1)
+
+    def feature_size(self, image_size: int) -> tuple[int, int]:
+        side = image_size // self.stride
+        return side, side
+
+
+def _batch_iou(gt: Tensor, anchors: Tensor) -> Tensor:
+    """gt (B, K, 4), anchors (A, 4) -> (B, K, A) IoU, the same formula as boxes.box_iou."""
+    tl = torch.maximum(gt[:, :, None, :2], anchors[None, None, :, :2])
+    br = torch.minimum(gt[:, :, None, 2:], anchors[None, None, :, 2:])
+    wh = (br - tl).clamp_min(0)
+    inter = wh[..., 0] * wh[..., 1]
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = area(gt)[:, :, None] + area(anchors)[None, None, :] - inter
+    return torch.where(union > 0, inter / union.clamp_min(1e-12), torch.zeros_like(inter))
+
+
+def match_batch(anchors: Tensor, boxes: Tensor, labels: Tensor, high: float = 0.7, low: float = 0.3,
+                allow_low_quality: bool = True) -> tuple[Tensor, Tensor]:
+    """:func:`course_lib.boxes.match_anchors` for every image of a batch at once.
+
+    anchors (A, 4); boxes (B, K, 4) and labels (B, K) padded with label -1 -> (anchor labels (B, A), matched
+    gt slot (B, A)). An image without gt boxes gets all background.
+    """
+    valid = labels >= 0                                                                  # (B, K)
+    iou = _batch_iou(boxes, anchors).masked_fill(~valid[:, :, None], -1.0)               # (B, K, A)
+    best, matched = iou.max(dim=1)                                                       # (B, A)
+    out = torch.full(best.shape, IGNORED, dtype=torch.long, device=anchors.device)
+    out[best < low] = BACKGROUND
+    out[best >= high] = OBJECT
+    if allow_low_quality:
+        best_of_gt = iou.max(dim=2, keepdim=True).values                                 # (B, K, 1)
+        is_best = (iou == best_of_gt) & (best_of_gt > 0) & valid[:, :, None]
+        out[is_best.any(dim=1)] = OBJECT
+    return out, matched
+
+
+def detection_loss(outputs: Tensor, anchors: Tensor, boxes: Tensor, labels: Tensor, high: float = 0.7,
+                   low: float = 0.3, allow_low_quality: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+    """The three terms of a single-stage anchor detector; outputs (B, A, 5 + C) from TinyDetector.
+
+    * objectness: binary cross-entropy over every non-ignored anchor, positives weighted so that they count
+      as much as the (far more numerous) negatives of the batch;
+    * class: cross-entropy of the matched gt's class, on positive anchors;
+    * box: smooth L1 between predicted deltas and the matched gt encoded on its anchor, on positive anchors.
+    Returns (sum of the three, {"objectness", "class", "box", "positives": anchors per image}).
+    """
+    anchor_labels, matched = match_batch(anchors, boxes, labels, high, low, allow_low_quality)   # (B, A)
+    pos, neg = anchor_labels == OBJECT, anchor_labels == BACKGROUND
+    n_pos, n_neg = pos.sum().clamp_min(1), neg.sum().clamp_min(1)
+    weight = pos.float() * (n_neg / n_pos) + neg.float()                                  # ignored: 0
+    objectness = F.binary_cross_entropy_with_logits(outputs[..., 0], pos.float(), weight=weight,
+                                                    reduction="sum") / (2 * n_neg)
+    gt_boxes = torch.gather(boxes, 1, matched[..., None].expand(-1, -1, 4))               # (B, A, 4)
+    gt_class = torch.gather(labels, 1, matched)                                           # (B, A)
+    a = anchors.expand(len(outputs), -1, -1)
+    target = encode_boxes(gt_boxes[pos], a[pos]) if pos.any() else outputs.new_zeros(0, 4)
+    box = F.smooth_l1_loss(outputs[..., 1:5][pos], target, beta=1 / 9, reduction="sum") / n_pos
+    cls = F.cross_entropy(outputs[..., 5:][pos], gt_class[pos], reduction="sum") / n_pos
+    return objectness + cls + box, {"objectness": objectness.detach(), "class": cls.detach(), "box": box.detach(),
+                                    "positives": pos.sum() / len(outputs)}
+
+
+@torch.no_grad()
+def detect(model: TinyDetector, images: Tensor, anchors: Tensor, score_threshold: float = 0.5,
+           iou_threshold: float = 0.3) -> list[dict[str, Tensor]]:
+    """Detections per image: {"boxes" (D, 4), "scores" (D,), "labels" (D,)} after decoding, a score threshold
+    (score = sigmoid(objectness) * class probability) and non-maximum suppression, highest score first."""
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(images)
+    finally:
+        model.train(was_training)
+    probs = torch.sigmoid(out[..., 0])[..., None] * out[..., 5:].softmax(-1)              # (B, A, C)
+    scores, classes = probs.max(-1)
+    results = []
+    for i in range(len(images)):
+        keep = scores[i] > score_threshold
+        boxes = decode_boxes(out[i, keep, 1:5], anchors[keep])
+        order = nms(boxes, scores[i, keep], iou_threshold)
+        results.append({"boxes": boxes[order], "scores": scores[i, keep][order], "labels": classes[i, keep][order]})
+    return results

@@ -1,0 +1,76 @@
+"""The canvases, the batched matcher and the detector's loss against the one-image box functions."""
+import pytest
+import torch
+
+from course_lib.boxes import OBJECT, box_iou, encode_boxes, make_anchors, match_anchors
+from course_lib.detection import INK, TinyDetector, detect, detection_loss, digit_canvases, match_batch
+
+
+def fake_digits(n=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    d = torch.zeros(n, 1, 28, 28)
+    d[:, :, 6:22, 9:19] = torch.rand(n, 1, 16, 10, generator=g) * 0.5 + 0.5          # a bright block of "ink"
+    return d, torch.arange(n) % 10
+
+
+def test_canvases_are_seeded_and_boxes_hold_the_ink():
+    digits, labels = fake_digits()
+    a = digit_canvases(digits, labels, 30, torch.Generator().manual_seed(1), max_digits=4)
+    b = digit_canvases(digits, labels, 30, torch.Generator().manual_seed(1), max_digits=4)
+    assert torch.equal(a.images, b.images) and torch.equal(a.boxes, b.boxes)
+    assert a.images.shape == (30, 1, 64, 64) and a.boxes.shape == (30, 4, 4)
+    counts = (a.labels >= 0).sum(1)
+    assert counts.min() >= 1 and counts.max() <= 4
+    for i in range(30):
+        t = a.targets(i)
+        inside = torch.zeros(64, 64, dtype=torch.bool)
+        for x1, y1, x2, y2 in t["boxes"].long().tolist():
+            assert 0 <= x1 < x2 <= 64 and 0 <= y1 < y2 <= 64
+            inside[y1:y2, x1:x2] = True
+        assert not (a.images[i, 0][~inside] > INK).any()                  # no ink outside the boxes
+        if len(t["boxes"]) > 1:
+            iou = box_iou(t["boxes"], t["boxes"])
+            assert (iou - torch.eye(len(iou))).abs().max() == 0          # quadrants: boxes never overlap
+    assert set(a.labels[a.labels >= 0].tolist()) <= set(range(10))
+    with pytest.raises(ValueError, match="quadrant"):
+        digit_canvases(digits, labels, 2, torch.Generator(), canvas=40)
+
+
+@pytest.mark.parametrize("low_quality", [False, True])
+def test_batched_matching_equals_one_image_matching(low_quality):
+    digits, labels = fake_digits()
+    c = digit_canvases(digits, labels, 12, torch.Generator().manual_seed(2))
+    anchors = make_anchors((8, 8), 8, sizes=[12, 20], ratios=[1.0, 2.0])
+    batch, matched = match_batch(anchors, c.boxes, c.labels, allow_low_quality=low_quality)
+    for i in range(12):
+        t = c.targets(i)
+        one, slot = match_anchors(anchors, t["boxes"], allow_low_quality=low_quality)
+        assert batch[i].tolist() == one.tolist()
+        pos = one == OBJECT
+        assert torch.equal(c.boxes[i][matched[i][pos]], t["boxes"][slot[pos]])
+
+
+def test_loss_terms_and_detection_shapes():
+    torch.manual_seed(0)
+    digits, labels = fake_digits()
+    c = digit_canvases(digits, labels, 8, torch.Generator().manual_seed(3))
+    anchors = make_anchors((8, 8), 8, sizes=[12, 20], ratios=[1.0, 2.0])
+    model = TinyDetector(anchors_per_cell=4)
+    out = model(c.images)
+    assert out.shape == (8, 8 * 8 * 4, 15)
+    loss, stats = detection_loss(out, anchors, c.boxes, c.labels)
+    loss.backward()
+    assert torch.isfinite(loss) and stats["positives"] > 0
+    assert all(p.grad is not None for p in model.parameters())
+    # a perfect box prediction has zero box loss
+    labels_b, matched = match_batch(anchors, c.boxes, c.labels)
+    perfect = out.detach().clone()
+    gt = torch.gather(c.boxes, 1, matched[..., None].expand(-1, -1, 4))
+    pos = labels_b == OBJECT
+    perfect[..., 1:5][pos] = encode_boxes(gt[pos], anchors.expand(8, -1, -1)[pos])
+    assert detection_loss(perfect, anchors, c.boxes, c.labels)[1]["box"].item() == pytest.approx(0.0, abs=1e-6)
+    empty = detection_loss(out.detach(), anchors, c.boxes, torch.full_like(c.labels, -1))
+    assert torch.isfinite(empty[0]) and empty[1]["positives"] == 0
+    found = detect(model, c.images, anchors, score_threshold=0.0)
+    assert len(found) == 8 and all(f["boxes"].shape[1] == 4 and len(f["scores"]) == len(f["labels"]) for f in found)
+    assert all(torch.all(f["scores"][:-1] >= f["scores"][1:]) for f in found)
