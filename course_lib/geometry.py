@@ -85,7 +85,9 @@ def compose(outer: Tensor, inner: Tensor) -> Tensor:
     """
     _check_theta(outer)
     _check_theta(inner)
-    return outer[:, :, :2] @ inner + torch.cat([torch.zeros_like(outer[:, :, :2]), outer[:, :, 2:]], dim=2)
+    out = outer[:, :, :2] @ inner                                      # linear parts, inner's shift mapped
+    out[:, :, 2] += outer[:, :, 2]                                     # plus outer's shift
+    return out
 
 
 def pixels_to_normalized(pixels: Number, size: int, align_corners: bool = False) -> Number:

@@ -66,6 +66,14 @@ def _grid_traces(fig, image: Tensor, theta: Tensor, out: Tensor, align_corners: 
                          showgrid=False, row=1, col=col)
 
 
+def _move_grid(fig, theta: Tensor, size: tuple[int, int], align_corners: bool) -> None:
+    """Redraw traces 2-4 (grid lines, border, corner) of a figure made by _grid_traces for a new theta."""
+    xs, ys, border, corner = _line_xy(theta, size, align_corners)
+    fig.data[2].x, fig.data[2].y = xs, ys
+    fig.data[3].x, fig.data[3].y = border[:, 0], border[:, 1]
+    fig.data[4].x, fig.data[4].y = [corner[0]], [corner[1]]
+
+
 def _line_xy(theta: Tensor, size: tuple[int, int], align_corners: bool):
     lines, border, corner = grid_lines(theta, size, align_corners=align_corners)
     xs, ys = [], []
@@ -124,12 +132,9 @@ def sampling_grid_explorer(image: Tensor, angle: float = 0.0, scale: float = 1.0
 
     def update(_=None):
         theta, out = current()
-        xs, ys, border, corner = _line_xy(theta, (h, w), corners.value)
         with fig.batch_update():
             fig.data[1].z = out[0].numpy()
-            fig.data[2].x, fig.data[2].y = xs, ys
-            fig.data[3].x, fig.data[3].y = border[:, 0], border[:, 1]
-            fig.data[4].x, fig.data[4].y = [corner[0]], [corner[1]]
+            _move_grid(fig, theta, (h, w), corners.value)
         readout.value = f"<span style='font-size:{FONT_SIZE}px; font-family:monospace'>{_theta_text(theta)}</span>"
 
     for s in (*sliders.values(), corners):
@@ -190,12 +195,9 @@ def stn_browser(images: Tensor, thetas: Tensor, titles: Sequence[str] | None = N
 
     def update(_=None):
         i = pick.value
-        xs, ys, border, corner = _line_xy(thetas[i:i + 1], (h, w), False)
         with fig.batch_update():
             fig.data[0].z, fig.data[1].z = images[i, 0].numpy(), outputs[i, 0].numpy()
-            fig.data[2].x, fig.data[2].y = xs, ys
-            fig.data[3].x, fig.data[3].y = border[:, 0], border[:, 1]
-            fig.data[4].x, fig.data[4].y = [corner[0]], [corner[1]]
+            _move_grid(fig, thetas[i:i + 1], (h, w), False)
             fig.layout.title.text = titles[i]
 
     pick.observe(update, names="value")
