@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["box_area", "box_iou", "nms", "make_anchors", "encode_boxes", "decode_boxes", "match_anchors",
-           "BACKGROUND", "IGNORED", "OBJECT"]
+           "anchor_labels", "BACKGROUND", "IGNORED", "OBJECT"]
 
 BACKGROUND, IGNORED, OBJECT = 0, -1, 1                 # anchor labels returned by match_anchors
 DELTA_CLIP = math.log(1000.0 / 16)                     # largest dw, dh decoded (torchvision's bbox_xform_clip)
@@ -165,12 +165,27 @@ def match_anchors(anchors: Tensor, gt_boxes: Tensor, high: float = 0.7, low: flo
         return (torch.full((n,), BACKGROUND, dtype=torch.long, device=anchors.device),
                 torch.full((n,), -1, dtype=torch.long, device=anchors.device))
     iou = box_iou(gt_boxes, anchors)                                   # (G, A)
-    best, matched = iou.max(dim=0)                                     # (A,) each anchor's best gt
-    labels = torch.full((n,), IGNORED, dtype=torch.long, device=anchors.device)
+    return anchor_labels(iou, high, low, allow_low_quality), iou.argmax(dim=0)
+
+
+def anchor_labels(iou: Tensor, high: float = 0.7, low: float = 0.3, allow_low_quality: bool = True) -> Tensor:
+    """The matching rule on an IoU matrix: iou (G, A) of G gt boxes with A anchors -> labels (A,) long.
+
+    OBJECT (1) where an anchor's best IoU is >= high, BACKGROUND (0) where it is < low, IGNORED (-1) in
+    between; with ``allow_low_quality``, also OBJECT for the best anchor(s) of every gt box whose best IoU is
+    above 0. No gt boxes (G = 0): every anchor is background.
+    """
+    if iou.dim() != 2:
+        raise ValueError(f"iou must be (G, A): one row per gt box, one column per anchor; got {tuple(iou.shape)}")
+    g, n = iou.shape
+    if g == 0:
+        return torch.full((n,), BACKGROUND, dtype=torch.long, device=iou.device)
+    best = iou.max(dim=0).values                                       # (A,) each anchor's best gt
+    labels = torch.full((n,), IGNORED, dtype=torch.long, device=iou.device)
     labels[best < low] = BACKGROUND
     labels[best >= high] = OBJECT
     if allow_low_quality:
-        best_of_gt = iou.max(dim=1, keepdim=True).values               # (G, 1)
+        best_of_gt = iou.max(dim=1, keepdim=True).values               # (G, 1) each gt's best anchor
         is_best = (iou == best_of_gt) & (best_of_gt > 0)               # (G, A)
         labels[is_best.any(dim=0)] = OBJECT
-    return labels, matched
+    return labels

@@ -13,14 +13,17 @@ the inference. The box operations themselves are in :mod:`course_lib.boxes`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .data import _EpochSeeded
 from .boxes import BACKGROUND, IGNORED, OBJECT, decode_boxes, encode_boxes, make_anchors, nms
 
-__all__ = ["Canvases", "digit_canvases", "TinyDetector", "match_batch", "detection_loss", "detect"]
+__all__ = ["Canvases", "digit_canvases", "CanvasBatches", "TinyDetector", "match_batch", "detection_loss",
+           "detection_step", "detect"]
 
 INK = 0.3                                       # a pixel brighter than this belongs to a digit's box
 
@@ -42,25 +45,38 @@ class Canvases:
 
 
 def digit_canvases(digits: Tensor, labels: Tensor, n: int, g: torch.Generator, canvas: int = 64,
-                   max_digits: int = 3, sizes: tuple[float, float] = (14.0, 30.0)) -> Canvases:
-    """n canvases, each with 1 to max_digits (at most 4) digits drawn from digits (N, 1, 28, 28) / labels (N,).
+                   max_digits: int = 3, sizes: tuple[float, float] = (14.0, 30.0),
+                   layout: str = "quadrants") -> Canvases:
+    """n canvases, each with 1 to max_digits digits drawn from digits (N, 1, 28, 28) / labels (N,).
 
-    The canvas is cut into 2 x 2 quadrants and every digit gets its own quadrant, so digits do not overlap;
-    a digit is scaled to a ``sizes`` = (smallest, largest) pixel patch and placed at random inside its
-    quadrant. Its box is the tight box around its ink (pixels > 0.3) after placing, so boxes are smaller
-    than the patches. Random numbers come from ``g`` (CPU), the images are made on the digits' device.
+    layout "quadrants" (the training data): the canvas is cut into 2 x 2 quadrants and every digit gets its
+    own, so digits never overlap (at most 4 digits). layout "anywhere" (a crowded test): each digit is placed
+    anywhere on the canvas, so digits can overlap and cover each other (any number of digits).
+    A digit is scaled to a ``sizes`` = (smallest, largest) pixel patch and placed at random. Its box is the
+    tight box around its own ink (pixels > 0.3) after placing, so boxes are smaller than the patches.
+    Random numbers come from ``g`` (CPU), the images are made on the digits' device.
     """
-    if not 1 <= max_digits <= 4:
-        raise ValueError(f"max_digits must be 1 to 4 (one digit per quadrant), got {max_digits}")
-    if sizes[1] > canvas / 2:
-        raise ValueError(f"the largest digit ({sizes[1]} px) must fit in a quadrant of {canvas / 2} px")
+    if layout not in ("quadrants", "anywhere"):
+        raise ValueError(f"layout must be 'quadrants' or 'anywhere', got {layout!r}")
+    if max_digits < 1 or (layout == "quadrants" and max_digits > 4):
+        raise ValueError(f"max_digits must be 1 to 4 with one digit per quadrant (or use layout='anywhere'), "
+                         f"got {max_digits}")
+    limit = canvas / 2 if layout == "quadrants" else canvas
+    if not 0 < sizes[0] <= sizes[1] <= limit:
+        raise ValueError(f"sizes must be (smallest, largest) with 0 < smallest <= largest <= {limit:g} px "
+                         f"(the largest digit must fit in {'a quadrant' if layout == 'quadrants' else 'the canvas'}), "
+                         f"got {tuple(sizes)}")
     device, k = digits.device, max_digits
     count = torch.randint(1, k + 1, (n,), generator=g)                                   # (n,)
-    quadrant = torch.argsort(torch.rand(n, 4, generator=g), dim=1)[:, :k]                # (n, k) distinct
     size = sizes[0] + (sizes[1] - sizes[0]) * torch.rand(n, k, generator=g)              # patch side, px
-    slack = canvas / 2 - size
-    cx = (quadrant % 2) * canvas / 2 + size / 2 + slack * torch.rand(n, k, generator=g)  # patch centre, px
-    cy = (quadrant // 2) * canvas / 2 + size / 2 + slack * torch.rand(n, k, generator=g)
+    if layout == "quadrants":
+        quadrant = torch.argsort(torch.rand(n, 4, generator=g), dim=1)[:, :k]            # (n, k) distinct
+        origin_x, origin_y, slack = (quadrant % 2) * canvas / 2, (quadrant // 2) * canvas / 2, canvas / 2 - size
+    else:
+        origin_x = origin_y = torch.zeros(n, k)
+        slack = canvas - size
+    cx = origin_x + size / 2 + slack * torch.rand(n, k, generator=g)                    # patch centre, px
+    cy = origin_y + size / 2 + slack * torch.rand(n, k, generator=g)
     pick = torch.randint(0, len(digits), (n, k), generator=g)
     present = torch.arange(k)[None, :] < count[:, None]                                  # (n, k)
     # canvas point u (normalized) -> digit point v = (canvas / size) (u - c), c the patch centre normalized
@@ -87,12 +103,37 @@ def digit_canvases(digits: Tensor, labels: Tensor, n: int, g: torch.Generator, c
     return Canvases(placed.amax(dim=1, keepdim=True).clamp(0, 1), boxes, box_labels)
 
 
+class CanvasBatches(_EpochSeeded):
+    """Batches ``(images, boxes, labels)`` of fresh digit canvases, made on the digits' device.
+
+    Every batch is :func:`digit_canvases` of ``batch_size`` canvases, ``steps`` batches per epoch, from the
+    digits (N, 1, 28, 28) / labels (N,). Epoch e always draws the same canvases (a generator seeded by
+    (seed, e)), so runs repeat and an interrupted one resumes exactly; ``canvas_options`` go to digit_canvases.
+    """
+
+    def __init__(self, digits: Tensor, labels: Tensor, batch_size: int, steps: int, seed: int = 0, **canvas_options):
+        if batch_size < 1 or steps < 1:
+            raise ValueError(f"batch_size and steps must be positive, got {batch_size} and {steps}")
+        if len(digits) != len(labels):
+            raise ValueError(f"one label per digit: {len(digits)} digits, {len(labels)} labels")
+        self.digits, self.labels, self.batch_size, self.steps, self.seed = digits, labels, batch_size, steps, seed
+        self.options = canvas_options
+        digit_canvases(digits[:1], labels[:1], 1, torch.Generator(), **canvas_options)     # bad options fail now
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        g = self._next_generator()
+        for _ in range(self.steps):
+            c = digit_canvases(self.digits, self.labels, self.batch_size, g, **self.options)
+            yield c.images, c.boxes, c.labels
+
+
 class TinyDetector(nn.Module):
     """images (B, 1, S, S) in [0, 1] -> (B, H * W * A, 5 + classes): per anchor [objectness logit, dx, dy, dw,
     dh, class logits], anchors in the order of :func:`course_lib.boxes.make_anchors` (cell by cell, row-major).
 
-    Backbone: three 3 x 3 conv + 2 x 2 max-pool blocks, so a stride of 8 (a 64 x 64 canvas gives 8 x 8 cells);
-    head: one 3 x 3 conv and a 1 x 1 conv with A * (5 + classes) channels.
+    Backbone: three 3 x 3 conv + 2 x 2 max-pool blocks of width / 2, width and 2 * width channels, so a stride
+    of 8 (a 64 x 64 canvas gives 8 x 8 cells); head: one 3 x 3 conv and a 1 x 1 conv with A * (5 + classes)
+    channels. The first block is narrow because it runs at full resolution: it costs most of the time.
     """
 
     stride = 8
@@ -101,7 +142,7 @@ class TinyDetector(nn.Module):
         super().__init__()
         self.a, self.classes = anchors_per_cell, classes
         blocks, c_in = [], 1
-        for c_out in (width, 2 * width, 2 * width):
+        for c_out in (width // 2, width, 2 * width):
             blocks += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)]
             c_in = c_out
         self.backbone = nn.Sequential(*blocks)
@@ -175,23 +216,47 @@ def detection_loss(outputs: Tensor, anchors: Tensor, boxes: Tensor, labels: Tens
                                     "positives": pos.sum() / len(outputs)}
 
 
+def detection_step(anchors: Tensor, high: float = 0.7, low: float = 0.3, allow_low_quality: bool = True
+                   ) -> Callable[[nn.Module, tuple[Tensor, Tensor, Tensor]], tuple[Tensor, dict[str, Tensor]]]:
+    """A step for ``fit`` on CanvasBatches: :func:`detection_loss` of the model's outputs, with its three terms
+    and the number of positive anchors per image recorded in the history."""
+    def step(model: nn.Module, batch: tuple[Tensor, Tensor, Tensor]):
+        images, boxes, labels = batch
+        return detection_loss(model(images), anchors, boxes, labels, high, low, allow_low_quality)
+    return step
+
+
 @torch.no_grad()
 def detect(model: TinyDetector, images: Tensor, anchors: Tensor, score_threshold: float = 0.5,
-           iou_threshold: float = 0.3) -> list[dict[str, Tensor]]:
+           iou_threshold: float = 0.3, class_agnostic: bool = False, top_k: int = 100,
+           max_detections: int = 20) -> list[dict[str, Tensor]]:
     """Detections per image: {"boxes" (D, 4), "scores" (D,), "labels" (D,)} after decoding, a score threshold
-    (score = sigmoid(objectness) * class probability) and non-maximum suppression, highest score first."""
+    (score = sigmoid(objectness) * class probability) and non-maximum suppression, highest score first.
+    As in torchvision's detectors, only the ``top_k`` best-scoring anchors of an image go into NMS and at
+    most ``max_detections`` boxes come out (a canvas holds a handful of digits).
+
+    class_agnostic=True: proposals, as a region proposal network makes them: score = sigmoid(objectness)
+    alone and label 0 for every box (score them against targets whose labels are all 0).
+    """
     was_training = model.training
     model.eval()
     try:
         out = model(images)
     finally:
         model.train(was_training)
-    probs = torch.sigmoid(out[..., 0])[..., None] * out[..., 5:].softmax(-1)              # (B, A, C)
-    scores, classes = probs.max(-1)
+    if class_agnostic:
+        scores = torch.sigmoid(out[..., 0])
+        classes = torch.zeros_like(scores, dtype=torch.long)
+    else:
+        probs = torch.sigmoid(out[..., 0])[..., None] * out[..., 5:].softmax(-1)          # (B, A, C)
+        scores, classes = probs.max(-1)
     results = []
+    if top_k < 1 or max_detections < 1:
+        raise ValueError(f"top_k and max_detections must be positive, got {top_k} and {max_detections}")
+    best = scores.topk(min(top_k, scores.shape[1]), dim=1).indices                       # (B, k) per image
     for i in range(len(images)):
-        keep = scores[i] > score_threshold
+        keep = best[i][scores[i, best[i]] > score_threshold]
         boxes = decode_boxes(out[i, keep, 1:5], anchors[keep])
-        order = nms(boxes, scores[i, keep], iou_threshold)
+        order = nms(boxes, scores[i, keep], iou_threshold)[:max_detections]
         results.append({"boxes": boxes[order], "scores": scores[i, keep][order], "labels": classes[i, keep][order]})
     return results

@@ -15,7 +15,7 @@ from torch import Tensor
 from ._checks import check_embeddings, check_labels, check_same_device
 
 __all__ = ["nearest_neighbours", "precision_at_1", "recall_at_k", "map_at_r", "average_precision_at_r", "verification_roc", "roc_auc", "best_threshold",
-           "detection_pr", "detection_map"]
+           "detection_pr", "detection_map", "match_detections"]
 
 _CHUNK = 1024  # queries per block, so a (Q, N) distance matrix never has to fit in memory at once
 
@@ -198,22 +198,22 @@ def detection_pr(predictions: list[dict], targets: list[dict], label: int, iou_t
     if len(predictions) != len(targets):
         raise ValueError(f"one prediction dict per image: {len(predictions)} predictions, {len(targets)} targets")
     n_gt = sum(int((t["labels"] == label).sum()) for t in targets)
-    found = []                                                          # (score, image, box) per detection
-    for i, p in enumerate(predictions):
-        keep = p["labels"] == label
-        found += [(float(sc), i, b) for sc, b in zip(p["scores"][keep].tolist(), p["boxes"][keep])]
+    found, ious = [], []                                                # (score, image, row) per detection
+    for i, (p, t) in enumerate(zip(predictions, targets)):
+        keep = p["labels"].cpu() == label
+        boxes, gts = p["boxes"].cpu()[keep].float(), t["boxes"].cpu()[t["labels"].cpu() == label].float()
+        ious.append(box_iou(boxes, gts).tolist())                       # (P_i, G_i) once per image
+        found += [(sc, i, r) for r, sc in enumerate(p["scores"].cpu()[keep].tolist())]
     found.sort(key=lambda d: -d[0])                                     # stable: ties keep image order
-    used = [torch.zeros(int((t["labels"] == label).sum()), dtype=torch.bool) for t in targets]
-    gts = [t["boxes"][t["labels"] == label].float().cpu() for t in targets]
+    used = [[False] * int((t["labels"] == label).sum()) for t in targets]
     tp = torch.zeros(len(found))
-    for k, (_, i, box) in enumerate(found):
-        if len(gts[i]) == 0:
-            continue
-        iou = box_iou(box[None].float().cpu(), gts[i])[0]               # (G,)
-        iou[used[i]] = -1                                               # each gt box counts once
-        j = int(iou.argmax())
-        if iou[j] >= iou_threshold:
-            tp[k], used[i][j] = 1, True
+    for k, (_, i, r) in enumerate(found):
+        # the best-overlapping gt box of the class not found yet (each gt box counts once)
+        free = [(v, j) for j, v in enumerate(ious[i][r]) if not used[i][j]]
+        if free:
+            v, j = max(free, key=lambda f: (f[0], -f[1]))
+            if v >= iou_threshold:
+                tp[k], used[i][j] = 1, True
     if n_gt == 0:
         return torch.zeros(0), torch.zeros(0), float("nan")
     hits = tp.cumsum(0)
@@ -235,3 +235,28 @@ def detection_map(predictions: list[dict], targets: list[dict], num_classes: int
     if not present:
         raise ValueError("no ground-truth boxes in targets: mAP is undefined")
     return {"mAP": sum(present.values()) / len(present), "AP": present}
+
+
+def match_detections(prediction: dict, target: dict, iou_threshold: float = 0.5) -> tuple[Tensor, Tensor]:
+    """Which detections of ONE image are right, and which gt boxes were found, by the rule of detection_pr.
+
+    prediction {"boxes" (P, 4), "scores" (P,), "labels" (P,)}, target {"boxes" (G, 4), "labels" (G,)} ->
+    (hit (P,) bool, found (G,) bool). Highest score first, a detection hits the unmatched gt box of its
+    class that it overlaps most if that IoU >= iou_threshold; every gt box is found at most once.
+    """
+    from .boxes import box_iou
+
+    boxes, scores, labels = prediction["boxes"].float().cpu(), prediction["scores"].cpu(), prediction["labels"].cpu()
+    gt_boxes, gt_labels = target["boxes"].float().cpu(), target["labels"].cpu()
+    hit = torch.zeros(len(boxes), dtype=torch.bool)
+    found = torch.zeros(len(gt_boxes), dtype=torch.bool)
+    if len(boxes) == 0 or len(gt_boxes) == 0:
+        return hit, found
+    iou = box_iou(boxes, gt_boxes)                                      # (P, G)
+    for k in torch.sort(scores, descending=True, stable=True).indices.tolist():
+        candidates = torch.where((gt_labels == labels[k]) & ~found, iou[k], torch.full_like(iou[k], -1.0))
+        j = int(candidates.argmax())
+        if candidates[j] >= iou_threshold:
+            hit[k], found[j] = True, True
+    return hit, found
+

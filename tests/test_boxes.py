@@ -143,3 +143,15 @@ def test_matching_agrees_with_torchvision_matcher(low_quality):
     expected = torch.where(tv >= 0, OBJECT, torch.where(tv == -1, BACKGROUND, IGNORED))
     assert labels.tolist() == expected.tolist()
     assert matched[labels == OBJECT].tolist() == tv[tv >= 0].tolist()
+
+
+def test_anchor_labels_on_an_iou_matrix():
+    from course_lib.boxes import anchor_labels
+    iou = torch.tensor([[0.9, 0.5, 0.2, 0.0], [0.0, 0.1, 0.45, 0.3]])
+    assert anchor_labels(iou).tolist() == [OBJECT, IGNORED, OBJECT, IGNORED]       # anchor 2: best of gt 1
+    assert anchor_labels(iou, allow_low_quality=False).tolist() == [OBJECT, IGNORED, IGNORED, IGNORED]
+    assert anchor_labels(iou, high=0.5, low=0.5).tolist() == [OBJECT, OBJECT, OBJECT, BACKGROUND]
+    assert anchor_labels(torch.zeros(0, 3)).tolist() == [BACKGROUND] * 3
+    assert anchor_labels(torch.zeros(1, 3)).tolist() == [BACKGROUND] * 3           # a gt that overlaps nothing
+    with pytest.raises(ValueError, match="one row per gt box"):
+        anchor_labels(torch.rand(5))

@@ -74,3 +74,47 @@ def test_loss_terms_and_detection_shapes():
     found = detect(model, c.images, anchors, score_threshold=0.0)
     assert len(found) == 8 and all(f["boxes"].shape[1] == 4 and len(f["scores"]) == len(f["labels"]) for f in found)
     assert all(torch.all(f["scores"][:-1] >= f["scores"][1:]) for f in found)
+
+
+def test_crowded_canvases_can_overlap_and_keep_every_digit_box():
+    from course_lib.detection import digit_canvases
+    d, y = fake_digits()
+    c = digit_canvases(d, y, 50, torch.Generator().manual_seed(2), max_digits=6, sizes=(16, 24), layout="anywhere")
+    assert c.boxes.shape == (50, 6, 4) and (c.labels >= 0).sum(1).max() == 6
+    overlaps = 0
+    for i in range(50):
+        b = c.targets(i)["boxes"]
+        iou = box_iou(b, b) - torch.eye(len(b))
+        overlaps += int((iou > 0).any())
+        assert ((b[:, 2:] - b[:, :2]) > 0).all()
+    assert overlaps > 10                                                # "anywhere" lets digits touch and overlap
+    with pytest.raises(ValueError, match="one digit per quadrant"):
+        digit_canvases(d, y, 2, torch.Generator(), max_digits=5)
+    with pytest.raises(ValueError, match="layout"):
+        digit_canvases(d, y, 2, torch.Generator(), layout="grid")
+    with pytest.raises(ValueError, match="smallest"):
+        digit_canvases(d, y, 2, torch.Generator(), sizes=(20, 10))
+
+
+def test_canvas_batches_are_seeded_per_epoch_and_train():
+    from course_lib.detection import CanvasBatches, detection_step
+    from course_lib.training import fit
+    d, y = fake_digits()
+    batches = CanvasBatches(d, y, batch_size=4, steps=3, seed=5)
+    batches.set_epoch(1)
+    first = [b[1] for b in batches]
+    batches.set_epoch(1)
+    assert all(torch.equal(a, b) for a, b in zip(first, [b[1] for b in batches]))
+    batches.set_epoch(2)
+    assert not torch.equal(first[0], next(iter(batches))[1])
+    assert len(batches) == 3
+    anchors = make_anchors((8, 8), 8, [12, 20], [1, 2])
+    torch.manual_seed(0)
+    model = TinyDetector(4, width=8)
+    history = fit(model, batches, detection_step(anchors), epochs=2, progress=False)
+    assert len(history.steps) == 6
+    assert {"objectness", "class", "box", "positives"} <= set(history.steps[0])
+    with pytest.raises(ValueError, match="positive"):
+        CanvasBatches(d, y, batch_size=0, steps=3)
+    with pytest.raises(ValueError, match="layout"):
+        CanvasBatches(d, y, batch_size=2, steps=3, layout="grid")

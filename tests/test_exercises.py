@@ -466,6 +466,145 @@ def bilinear_sum(x, y):
 
 
 # ---------------------------------------------------------------- the table of cases
+
+# ---------------------------------------------------------------- box IoU, box deltas and the matching rule
+def iou_ok(a, b):
+    tl = torch.maximum(a[:, None, :2], b[None, :, :2])
+    br = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (br - tl).clamp_min(0).prod(-1)
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp_min(1e-12), torch.zeros_like(union))
+
+
+def iou_pairs_loop(a, b):
+    out = torch.zeros(len(a), len(b))
+    for i in range(len(a)):
+        for j in range(len(b)):
+            w = max(0.0, float(min(a[i, 2], b[j, 2]) - max(a[i, 0], b[j, 0])))
+            h = max(0.0, float(min(a[i, 3], b[j, 3]) - max(a[i, 1], b[j, 1])))
+            union = float((a[i, 2] - a[i, 0]) * (a[i, 3] - a[i, 1]) + (b[j, 2] - b[j, 0]) * (b[j, 3] - b[j, 1])) - w * h
+            out[i, j] = w * h / union if union > 0 else 0.0
+    return out
+
+
+def iou_plus_one(a, b):
+    return ex._iou_variant(a, b, plus_one=1.0)
+
+
+def iou_no_clamp(a, b):
+    return ex._iou_variant(a, b, clamp=False)
+
+
+def iou_sum(a, b):
+    return ex._iou_variant(a, b, denominator="sum")
+
+
+def iou_min(a, b):
+    return ex._iou_variant(a, b, denominator="min")
+
+
+def iou_nan(a, b):
+    tl = torch.maximum(a[:, None, :2], b[None, :, :2])
+    br = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (br - tl).clamp_min(0).prod(-1)
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
+
+
+def iou_diagonal(a, b):
+    return iou_ok(a, b).diagonal() if len(a) == len(b) else iou_ok(a, b)[:, 0]
+
+
+def encode_ok(gt, a):
+    gw, gh, aw, ah = gt[:, 2] - gt[:, 0], gt[:, 3] - gt[:, 1], a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
+    gx, gy, ax, ay = gt[:, 0] + gw / 2, gt[:, 1] + gh / 2, a[:, 0] + aw / 2, a[:, 1] + ah / 2
+    return torch.stack([(gx - ax) / aw, (gy - ay) / ah, torch.log(gw / aw), torch.log(gh / ah)], dim=1)
+
+
+def encode_loop(gt, a):
+    rows = []
+    for (g1, g2, g3, g4), (a1, a2, a3, a4) in zip(gt.tolist(), a.tolist()):
+        aw, ah = a3 - a1, a4 - a2
+        rows.append([((g1 + g3) - (a1 + a3)) / 2 / aw, ((g2 + g4) - (a2 + a4)) / 2 / ah,
+                     math.log((g3 - g1) / aw), math.log((g4 - g2) / ah)])
+    return torch.tensor(rows)
+
+
+def encode_by_gt(gt, a):
+    d = encode_ok(gt, a)
+    return torch.stack([d[:, 0] * (a[:, 2] - a[:, 0]) / (gt[:, 2] - gt[:, 0]),
+                        d[:, 1] * (a[:, 3] - a[:, 1]) / (gt[:, 3] - gt[:, 1]), d[:, 2], d[:, 3]], 1)
+
+
+def encode_no_log(gt, a):
+    d = encode_ok(gt, a)
+    return torch.cat([d[:, :2], d[:, 2:].exp()], 1)
+
+
+def encode_corners(gt, a):
+    d = encode_ok(gt, a)
+    return torch.stack([(gt[:, 0] - a[:, 0]) / (a[:, 2] - a[:, 0]), (gt[:, 1] - a[:, 1]) / (a[:, 3] - a[:, 1]),
+                        d[:, 2], d[:, 3]], 1)
+
+
+def encode_reversed(gt, a):
+    return -encode_ok(gt, a)
+
+
+def labels_ok(iou, high, low):
+    labels = torch.full((iou.shape[1],), -1, dtype=torch.long)
+    if len(iou) == 0:
+        return torch.zeros(iou.shape[1], dtype=torch.long)
+    best = iou.max(dim=0).values
+    labels[best < low] = 0
+    labels[best >= high] = 1
+    row_best = iou.max(dim=1, keepdim=True).values
+    labels[((iou == row_best) & (row_best > 0)).any(dim=0)] = 1
+    return labels
+
+
+def labels_loop(iou, high, low):
+    g, a = iou.shape
+    out = []
+    for j in range(a):
+        best = max((float(iou[i, j]) for i in range(g)), default=0.0)
+        label = 1 if g and best >= high else (0 if best < low or not g else -1)
+        for i in range(g):
+            row_best = float(iou[i].max())
+            if row_best > 0 and float(iou[i, j]) == row_best:
+                label = 1
+        out.append(label)
+    return torch.tensor(out, dtype=torch.long)
+
+
+def labels_no_best_rule(iou, high, low):
+    if len(iou) == 0:
+        return torch.zeros(iou.shape[1], dtype=torch.long)
+    best = iou.max(dim=0).values
+    return torch.where(best >= high, 1, torch.where(best < low, 0, -1))
+
+
+def labels_strict(iou, high, low):
+    labels = labels_ok(iou, high, low)
+    if len(iou):
+        best = iou.max(dim=0).values
+        labels[(best == high) & ~((iou == iou.max(dim=1, keepdim=True).values).any(0))] = -1
+        labels[best == low] = 0
+    return labels
+
+
+def labels_wrong_dim(iou, high, low):
+    return ex._labels_best_per_anchor(iou, high, low) if len(iou) else torch.zeros(iou.shape[1], dtype=torch.long)
+
+
+def labels_zero_best(iou, high, low):
+    return ex._labels_zero_best(iou, high, low) if len(iou) else torch.zeros(iou.shape[1], dtype=torch.long)
+
+
+def labels_float(iou, high, low):
+    return labels_ok(iou, high, low).float()
+
 CHECKERS = {
     "pairwise": (ex.check_pairwise_distances, [cube_distances, pairwise_expansion, pairwise_cdist, pairwise_distances],
                  [(pairwise_squared, "squared distances"), (pairwise_no_clamp, "clamp_min(0)"),
@@ -508,6 +647,16 @@ CHECKERS = {
                       (theta_no_batch, "shape")]),
     "bilinear weights": (ex.check_bilinear_weights, [bilinear_ok, bilinear_kernel],
                          [(bilinear_flipped, "NEAR"), (bilinear_trunc, "torch.floor"), (bilinear_sum, "Multiply")]),
+    "box IoU": (ex.check_box_iou, [iou_ok, iou_pairs_loop],
+                [(iou_plus_one, "no + 1"), (iou_no_clamp, "clamp each at 0"), (iou_sum, "counts the overlap once"),
+                 (iou_min, "not by the smaller"), (iou_nan, "0 / 0"), (iou_diagonal, "every box of a")]),
+    "encode boxes": (ex.check_encode_boxes, [encode_ok, encode_loop],
+                     [(encode_by_gt, "ANCHOR widths"), (encode_no_log, "log-ratios"), (encode_corners, "CENTRES"),
+                      (encode_reversed, "gt minus anchor")]),
+    "anchor labels": (ex.check_anchor_labels, [labels_ok, labels_loop],
+                      [(labels_no_best_rule, "best anchor"), (labels_strict, "(>= high)"),
+                       (labels_wrong_dim, "ROW (dim=1"), (labels_zero_best, "require best > 0"),
+                       (labels_float, "torch.long")]),
 }
 CORRECT = [(name, fn) for name, (_, fns, _) in CHECKERS.items() for fn in fns]
 WRONG = [(name, fn, hint) for name, (_, _, wrongs) in CHECKERS.items() for fn, hint in wrongs]

@@ -245,3 +245,28 @@ def test_detection_ap_by_hand():
     assert detection_pr(loose, gt, 1, iou_threshold=0.75)[2] == 0.0
     with pytest.raises(ValueError, match="undefined"):
         detection_map(perfect, [_img([], []), _img([], [])], num_classes=2)
+
+
+def test_match_detections_agrees_with_detection_pr():
+    """One image: the hits of match_detections are the true positives that detection_pr counts, class by class."""
+    from course_lib.metrics import detection_pr, match_detections
+    g = torch.Generator().manual_seed(3)
+    xy = torch.rand(6, 2, generator=g) * 40
+    gt = _img(torch.cat([xy, xy + 12], 1).tolist(), [0, 1, 0, 2, 1, 0])
+    noisy = gt["boxes"].repeat(2, 1) + torch.randn(12, 4, generator=g) * 2
+    pred = {"boxes": noisy, "scores": torch.rand(12, generator=g), "labels": torch.tensor([0, 1, 0, 2, 1, 0] * 2)}
+    pred["labels"][[1, 7]] = 2                                          # two detections of the wrong class
+    hit, found = match_detections(pred, gt)
+    for c in range(3):
+        precision, recall, _ = detection_pr([pred], [gt], c)
+        n_gt = int((gt["labels"] == c).sum())
+        assert int(hit[pred["labels"] == c].sum()) == round(float(recall[-1]) * n_gt)
+        assert int(found[gt["labels"] == c].sum()) == round(float(recall[-1]) * n_gt)
+    assert hit.sum() == found.sum()
+    # by hand: an exact box, a duplicate of it (lower score), a box of the wrong class
+    gt = _img([[0, 0, 10, 10]], [4])
+    pred = _img([[0, 0, 10, 10], [0, 0, 10, 11], [0, 0, 10, 10]], [4, 4, 3], [0.5, 0.9, 0.95])
+    hit, found = match_detections(pred, gt)
+    assert hit.tolist() == [False, True, False] and found.tolist() == [True]   # the 0.9 one came first
+    hit, found = match_detections(_img([], [], []), gt)
+    assert hit.shape == (0,) and found.tolist() == [False]

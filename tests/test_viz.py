@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from course_lib.boxes import make_anchors
 from course_lib.training import History
 from course_lib.viz import (contrastive_curves, contrastive_loss_explorer, embedding_explorer, image_png,
                             plot_contrastive_loss_static, plot_embedding_static, plot_history, plot_history_static,
@@ -384,3 +385,75 @@ def test_plot_collapse_shares_axes_and_shows_a_collapse_as_one_point():
     assert np.ptp(sx) < 0.05 * np.ptp(x)                        # not rescaled: a shrunk run looks small
     with pytest.raises(ValueError, match="same inputs"):
         plot_collapse({"a": healthy, "b": healthy[:10]}, labels)
+
+
+class FakeClick:
+    def __init__(self, x, y):
+        self.xs, self.ys = [x], [y]
+
+
+def test_anchor_explorer_colours_follow_the_matching_rule():
+    from course_lib.boxes import OBJECT, match_anchors
+    from course_lib.viz.detection import anchor_explorer, anchor_summary, plot_anchors_static
+    images = torch.zeros(2, 1, 64, 64)
+    boxes = [torch.tensor([[4.0, 4, 20, 26], [40, 40, 46, 50]]), torch.tensor([[10.0, 30, 30, 50]])]
+    widget = anchor_explorer(images, boxes, stride=8, sizes=(10, 16, 24), ratios=(1, 2))
+    controls, fig = widget.children
+    pick, stride, sizes, ratios, thresholds, best_rule, show_bg, choice, readout = controls.children
+    anchors = make_anchors((8, 8), 8, [10, 16, 24], [1, 2])
+    labels, _ = match_anchors(anchors, boxes[0])
+    n_obj = int((labels == OBJECT).sum())
+    assert len([v for v in fig.data[3].x if v is None]) == n_obj         # one closed outline per object anchor
+    assert f"{n_obj} object" in readout.value and "2 of 2" in readout.value
+    assert fig.data[1].x == () or len(fig.data[1].x) == 0                 # background hidden by default
+    best_rule.value = False                                               # the small box loses its anchor
+    labels, _ = match_anchors(anchors, boxes[0], allow_low_quality=False)
+    assert len([v for v in fig.data[3].x if v is None]) == int((labels == OBJECT).sum())
+    assert "1 of 2" in readout.value
+    stride.value = 16
+    assert "96 anchors" in readout.value.replace("<b>", "").replace("</b>", "")
+    sizes.value = "ten"
+    assert "numbers separated by commas" in readout.value
+    sizes.value = "12"
+    ratios.value = "1"
+    assert "cell (0, 0)" in fig.data[0].customdata[0][0]
+    pick.value = 1
+    summary = anchor_summary(make_anchors((4, 4), 16, [12], [1]), boxes[1], allow_low_quality=False)
+    assert f"{summary['counts']['object']} object" in readout.value
+    ax = plot_anchors_static(images[0], boxes[0], anchors)
+    assert "2/2 gt covered" in ax.get_title()
+
+
+def test_anchor_explorer_click_selects_a_cell():
+    from course_lib.viz.detection import anchor_explorer
+    widget = anchor_explorer(torch.zeros(1, 1, 64, 64), [torch.tensor([[0.0, 0, 16, 16]])], sizes=(16,), ratios=(1,))
+    controls, fig = widget.children
+    readout = controls.children[-1]
+    fig.data[0]._click_callbacks[0](fig.data[0], FakeClick(3, 5), None)   # pixel (x 3, y 5): cell (0, 0)
+    # anchor centred on (4, 4), 16 px: [-4, -4, 12, 12], IoU 144 / 368 with the gt box, its best (tied 4 ways)
+    assert "cell (0, 0)" in readout.value and "0.39 → <b>object" in readout.value and "4 object" in readout.value
+    assert list(fig.data[5].x)[:5] == [-4.0, 12.0, 12.0, -4.0, -4.0]      # the selected anchor is drawn
+
+
+def test_detection_viewer_threshold_and_static():
+    from course_lib.viz.detection import detection_viewer, plot_detections_static, plot_pr_curves
+    images = torch.zeros(2, 1, 64, 64)
+    targets = [{"boxes": torch.tensor([[0.0, 0, 10, 10], [30, 30, 40, 40]]), "labels": torch.tensor([1, 2])},
+               {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}]
+    preds = [{"boxes": torch.tensor([[0.0, 0, 10, 10], [50, 50, 60, 60]]), "scores": torch.tensor([0.9, 0.3]),
+              "labels": torch.tensor([1, 2])},
+             {"boxes": torch.tensor([[5.0, 5, 9, 9]]), "scores": torch.tensor([0.6]), "labels": torch.tensor([0])}]
+    widget = detection_viewer(images, preds, targets, score_threshold=0.5)
+    (pick, threshold), readout, fig = widget.children[0].children, widget.children[1], widget.children[2]
+    assert "1 right" in readout.value and "0 wrong" in readout.value and "1 of 2 digits missed" in readout.value
+    threshold.value = 0.2
+    assert "1 right" in readout.value and "1 wrong" in readout.value
+    assert list(fig.data[5].text) == ["1 0.90", "2 0.30"]
+    pick.value = 1
+    assert "0 right" in readout.value and "1 wrong" in readout.value
+    axes = plot_detections_static(images, preds, targets, score_threshold=0.2, n=2)
+    assert axes[0].get_title() == "1 right, 1 wrong, 1 missed"
+    from course_lib.metrics import detection_pr
+    curves = {c: detection_pr(preds, targets, c) for c in (1, 2)}
+    ax = plot_pr_curves(curves)
+    assert "mAP" in ax.get_title() and len(ax.get_lines()) == 2

@@ -13,6 +13,8 @@ from .hierarchy import (class_neighbours_explorer, dendrogram_segments, neighbou
                         plot_class_tree, plot_class_tree_static, plot_margin_matrix, plot_margin_matrix_static)
 from .stn import (grid_lines, plot_sampling_grid_static, plot_stn_examples_static, sampling_grid_explorer,
                   stn_browser)
+from .detection import (anchor_explorer, anchor_summary, detection_viewer, plot_anchors_static, plot_detections_static,
+                        plot_pr_curves)
 from .style import FONT_SIZE, PALETTE, image_png, plotly_layout
 
 __all__ = [
@@ -28,5 +30,6 @@ __all__ = [
     "class_neighbours_explorer", "dendrogram_segments", "neighbour_table", "plot_class_neighbours_static",
     "plot_class_tree", "plot_class_tree_static", "plot_margin_matrix", "plot_margin_matrix_static",
     "grid_lines", "plot_sampling_grid_static", "plot_stn_examples_static", "sampling_grid_explorer", "stn_browser",
-    "FONT_SIZE", "PALETTE", "image_png", "plotly_layout",
+    "anchor_explorer", "anchor_summary", "detection_viewer", "plot_anchors_static", "plot_detections_static",
+    "plot_pr_curves", "FONT_SIZE", "PALETTE", "image_png", "plotly_layout",
 ]
