@@ -832,8 +832,8 @@ def check_anchor_labels(fn: Callable[[Tensor, float, float], Tensor]) -> bool:
     rand = torch.rand(3, 12, generator=g) * 0.8
     cases = [
         _Case("one gt, anchors at IoU 0.8, 0.5, 0.1", (t([0.8, 0.5, 0.1]), 0.7, 0.3), torch.tensor([1, -1, 0])),
-        _Case("exactly on the thresholds: 0.7 is an object, 0.3 is ignored", (t([0.7, 0.3, 0.29], [0.9, 0.0, 0.0]), 0.7, 0.3),
-              torch.tensor([1, -1, 0])),
+        _Case("exactly on the thresholds: 0.7 is an object, 0.3 is ignored", (t([0.7, 0.3, 0.29, 0.9]), 0.7, 0.3),
+              torch.tensor([1, -1, 0, 1])),
         _Case("a small gt whose best anchor has IoU 0.4: that anchor is its object",
               (t([0.9, 0.2, 0.0, 0.0], [0.0, 0.1, 0.4, 0.25]), 0.7, 0.3), torch.tensor([1, 0, 1, 0])),
         _Case("two anchors tie as a gt's best (0.5): both are objects", (t([0.5, 0.5, 0.2]), 0.7, 0.3),
