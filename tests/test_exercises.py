@@ -568,7 +568,7 @@ def labels_loop(iou, high, low):
     g, a = iou.shape
     out = []
     for j in range(a):
-        best = max((float(iou[i, j]) for i in range(g)), default=0.0)
+        best = max((iou[i, j] for i in range(g)), default=torch.tensor(0.0))   # float32, like the thresholds' use
         label = 1 if g and best >= high else (0 if best < low or not g else -1)
         for i in range(g):
             row_best = float(iou[i].max())
