@@ -112,16 +112,19 @@ def anchor_explorer(images: Tensor, gt_boxes: Sequence[Tensor], stride: int = 8,
     state = {"cell": (size // stride // 2, size // stride // 2)}
 
     fig = go.FigureWidget()
-    fig.add_heatmap(z=_image2d(images[0]), colorscale=[[0, "black"], [1, "white"]], zmin=0, zmax=1, showscale=False)
+    # pixel (row i, column j) covers [j, j + 1] x [i, i + 1], the coordinates of the boxes
+    fig.add_heatmap(z=_image2d(images[0]), x0=0.5, y0=0.5, colorscale=[[0, "black"], [1, "white"]], zmin=0, zmax=1,
+                    showscale=False)
     for name, color, width, dash in (("background", BACKGROUND_COLOR, 1, "solid"),
                                      ("ignored", IGNORED_COLOR, 2, "dash"), ("object", OBJECT_COLOR, 3, "solid"),
                                      ("gt box", GT_COLOR, 4, "solid"), ("selected anchor", SELECTED_COLOR, 4, "dot")):
         fig.add_scatter(x=[], y=[], mode="lines", name=name, line=dict(color=color, width=width, dash=dash),
                         hoverinfo="skip")
-    fig.update_xaxes(range=[-0.5, size - 0.5], showgrid=False, constrain="domain")
-    fig.update_yaxes(range=[size - 0.5, -0.5], showgrid=False, scaleanchor="x")
-    fig.update_layout(**plotly_layout(width=640, height=620, margin=dict(l=20, r=20, t=60, b=20),
-                                      legend=dict(orientation="h", y=-0.02, font=dict(size=FONT_SIZE - 2)),
+    fig.update_xaxes(range=[0, size], showgrid=False, constrain="domain")
+    fig.update_yaxes(range=[size, 0], showgrid=False, scaleanchor="x")
+    fig.update_layout(**plotly_layout(width=640, height=660, margin=dict(l=40, r=20, t=60, b=80),
+                                      legend=dict(orientation="h", y=-0.08, yanchor="top", x=0,
+                                                  font=dict(size=FONT_SIZE - 2)),
                                       title="anchors against the gt boxes"))
 
     def current():
@@ -161,7 +164,7 @@ def anchor_explorer(images: Tensor, gt_boxes: Sequence[Tensor], stride: int = 8,
         with fig.batch_update():
             fig.data[0].z = _image2d(images[pick.value])
             fig.data[0].customdata = hover_text(anchors, summary, s, r, cells)
-            fig.data[0].hovertemplate = "x %{x}, y %{y}<br>%{customdata}<extra></extra>"
+            fig.data[0].hovertemplate = "%{customdata}<extra></extra>"
             for trace, label in ((1, BACKGROUND), (2, IGNORED), (3, OBJECT)):
                 shown = labels == label if (label != BACKGROUND or show_bg.value) else torch.zeros_like(labels, dtype=torch.bool)
                 fig.data[trace].x, fig.data[trace].y = _outline(anchors[shown])
@@ -251,18 +254,19 @@ def detection_viewer(images: Tensor, predictions: list[dict], targets: list[dict
                               style=style, layout=wide)
     readout = W.HTML()
     fig = go.FigureWidget()
-    fig.add_heatmap(z=_image2d(images[0]), colorscale=[[0, "black"], [1, "white"]], zmin=0, zmax=1, showscale=False,
-                    hoverinfo="skip")
+    fig.add_heatmap(z=_image2d(images[0]), x0=0.5, y0=0.5, colorscale=[[0, "black"], [1, "white"]], zmin=0, zmax=1,
+                    showscale=False, hoverinfo="skip")
     for name, color, dash in (("gt box", GT_COLOR, "solid"), ("missed gt box", GT_COLOR, "dot"),
                               ("right detection", OBJECT_COLOR, "solid"), ("wrong detection", WRONG_COLOR, "dash")):
         fig.add_scatter(x=[], y=[], mode="lines", name=name, line=dict(color=color, width=3, dash=dash),
                         hoverinfo="skip")
     fig.add_scatter(x=[], y=[], mode="text", text=[], textposition="top right", name="class, score",
                     textfont=dict(size=FONT_SIZE, color="white"), showlegend=False, hoverinfo="skip")
-    fig.update_xaxes(range=[-0.5, size - 0.5], showgrid=False, showticklabels=False, constrain="domain")
-    fig.update_yaxes(range=[size - 0.5, -0.5], showgrid=False, showticklabels=False, scaleanchor="x")
-    fig.update_layout(**plotly_layout(width=600, height=600, margin=dict(l=20, r=20, t=40, b=20),
-                                      legend=dict(orientation="h", y=-0.02, font=dict(size=FONT_SIZE - 2))))
+    fig.update_xaxes(range=[0, size], showgrid=False, showticklabels=False, constrain="domain")
+    fig.update_yaxes(range=[size, 0], showgrid=False, showticklabels=False, scaleanchor="x")
+    fig.update_layout(**plotly_layout(width=600, height=640, margin=dict(l=20, r=20, t=30, b=60),
+                                      legend=dict(orientation="h", y=-0.02, yanchor="top", x=0,
+                                                  font=dict(size=FONT_SIZE - 2))))
 
     def update(_=None):
         i = pick.value
