@@ -605,6 +605,64 @@ def labels_zero_best(iou, high, low):
 def labels_float(iou, high, low):
     return labels_ok(iou, high, low).float()
 
+
+# ---------------------------------------------------------------- soft-argmax and PCK
+def soft_argmax_ok(h):
+    b, k, rows, cols = h.shape
+    p = torch.softmax(h.reshape(b, k, -1), dim=-1).reshape(b, k, rows, cols)
+    x = (p * torch.arange(cols, dtype=h.dtype)).sum(dim=(2, 3))
+    y = (p * torch.arange(rows, dtype=h.dtype)[:, None]).sum(dim=(2, 3))
+    return torch.stack([x, y], dim=-1)
+
+
+def soft_argmax_loop(h):
+    b, k, rows, cols = h.shape
+    out = torch.zeros(b, k, 2)
+    for i in range(b):
+        for j in range(k):
+            w = torch.exp(h[i, j] - h[i, j].max())
+            w = w / w.sum()
+            out[i, j, 0] = sum(w[r, c] * c for r in range(rows) for c in range(cols))
+            out[i, j, 1] = sum(w[r, c] * r for r in range(rows) for c in range(cols))
+    return out
+
+
+def soft_argmax_swapped(h):
+    return soft_argmax_ok(h).flip(-1)
+
+
+def soft_argmax_per_axis(h):
+    return ex._soft_argmax_variant(h, per_axis=True)
+
+
+def soft_argmax_plain(h):
+    return ex._soft_argmax_variant(h, plain=True)
+
+
+def soft_argmax_from_one(h):
+    return soft_argmax_ok(h) + 1
+
+
+def pck_ok(pred, gt, threshold):
+    return ((pred - gt).norm(dim=-1) <= threshold).float().mean()
+
+
+def pck_loop(pred, gt, threshold):
+    hits = [math.dist(p, g) <= threshold for pb, gb in zip(pred.tolist(), gt.tolist()) for p, g in zip(pb, gb)]
+    return sum(hits) / len(hits)
+
+
+def pck_strict(pred, gt, threshold):
+    return ((pred - gt).norm(dim=-1) < threshold).float().mean()
+
+
+def pck_per_axis(pred, gt, threshold):
+    return ((pred - gt).abs() <= threshold).all(-1).float().mean()
+
+
+def pck_percent(pred, gt, threshold):
+    return 100 * pck_ok(pred, gt, threshold)
+
 CHECKERS = {
     "pairwise": (ex.check_pairwise_distances, [cube_distances, pairwise_expansion, pairwise_cdist, pairwise_distances],
                  [(pairwise_squared, "squared distances"), (pairwise_no_clamp, "clamp_min(0)"),
@@ -657,6 +715,11 @@ CHECKERS = {
                       [(labels_no_best_rule, "best anchor"), (labels_strict, "(>= high)"),
                        (labels_wrong_dim, "ROW (dim=1"), (labels_zero_best, "require best > 0"),
                        (labels_float, "torch.long")]),
+    "soft-argmax": (ex.check_soft_argmax, [soft_argmax_ok, soft_argmax_loop],
+                    [(soft_argmax_swapped, "not (y, x)"), (soft_argmax_per_axis, "ONE softmax"),
+                     (soft_argmax_plain, "Apply a softmax"), (soft_argmax_from_one, "start at 0")]),
+    "PCK": (ex.check_pck, [pck_ok, pck_loop],
+            [(pck_strict, "<= threshold"), (pck_per_axis, "Euclidean"), (pck_percent, "fraction")]),
 }
 CORRECT = [(name, fn) for name, (_, fns, _) in CHECKERS.items() for fn in fns]
 WRONG = [(name, fn, hint) for name, (_, _, wrongs) in CHECKERS.items() for fn, hint in wrongs]

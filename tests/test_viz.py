@@ -457,3 +457,26 @@ def test_detection_viewer_threshold_and_static():
     curves = {c: detection_pr(preds, targets, c) for c in (1, 2)}
     ax = plot_pr_curves(curves)
     assert "mAP" in ax.get_title() and len(ax.get_lines()) == 2
+
+
+def test_heatmap_viewer_marks_argmax_soft_argmax_and_truth():
+    from course_lib.figures import JOINTS
+    from course_lib.keypoints import render_heatmaps
+    from course_lib.viz.pose import heatmap_viewer, plot_heatmaps_static, show_poses
+    g = torch.Generator().manual_seed(0)
+    truth = 8 + torch.rand(3, 11, 2, generator=g) * 48                  # image pixels
+    maps = render_heatmaps((truth - 1.5) / 4, (16, 16), 1.0).clamp_min(1e-12).log()   # log-Gaussians: sharp softmax
+    widget = heatmap_viewer(torch.rand(3, 1, 64, 64), maps, truth, joint=4)
+    (pick, which), readout, fig = widget.children[0].children, widget.children[1], widget.children[2]
+    assert JOINTS[4] in readout.value and "argmax</b> off by" in readout.value
+    assert fig.data[3].x == (float(truth[0, 4, 0]),)                     # the truth marker
+    soft_err = float(readout.value.split("soft-argmax</b> off by ")[1].split(" px")[0])
+    assert soft_err < 0.3                                                # sharp Gaussian: soft-argmax finds it
+    which.value = 0
+    assert JOINTS[0] in readout.value and fig.data[3].x == (float(truth[0, 0, 0]),)
+    pick.value = 2
+    assert fig.data[6].x == (float(truth[2, 0, 0]),)
+    fig2 = plot_heatmaps_static(torch.rand(1, 64, 64), maps[0], truth[0])
+    assert len(fig2.axes) == 7
+    fig3 = show_poses(torch.rand(3, 1, 64, 64), {"truth": truth, "guess": truth + 1}, n=3)
+    assert len(fig3.axes) == 3

@@ -15,6 +15,7 @@ from .stn import (grid_lines, plot_sampling_grid_static, plot_stn_examples_stati
                   stn_browser)
 from .detection import (anchor_explorer, anchor_summary, detection_viewer, plot_anchors_static, plot_detections_static,
                         plot_pr_curves)
+from .pose import draw_pose, heatmap_viewer, plot_heatmaps_static, show_poses
 from .style import FONT_SIZE, PALETTE, image_png, plotly_layout
 
 __all__ = [
@@ -31,5 +32,5 @@ __all__ = [
     "plot_class_tree", "plot_class_tree_static", "plot_margin_matrix", "plot_margin_matrix_static",
     "grid_lines", "plot_sampling_grid_static", "plot_stn_examples_static", "sampling_grid_explorer", "stn_browser",
     "anchor_explorer", "anchor_summary", "detection_viewer", "plot_anchors_static", "plot_detections_static",
-    "plot_pr_curves", "FONT_SIZE", "PALETTE", "image_png", "plotly_layout",
+    "plot_pr_curves", "draw_pose", "heatmap_viewer", "plot_heatmaps_static", "show_poses", "FONT_SIZE", "PALETTE", "image_png", "plotly_layout",
 ]

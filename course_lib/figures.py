@@ -1,0 +1,163 @@
+"""Stick figures with known joints, for pose regression (lesson 07), drawn on the device.
+
+A figure is 11 joints joined by 10 bones: a torso (neck to pelvis) with a head, two arms of two segments
+and two legs of two segments, at a random position, scale, torso tilt and random joint angles. The joints'
+positions are the ground truth, in pixels (pixel (row i, column j) centred on (x, y) = (j, i), as in
+:mod:`course_lib.keypoints`). The figure faces the viewer: its left limbs are on the image's right.
+
+``figures(n, g, size, hard=...)``: the clean setting (upright, high contrast, no clutter) or the hard one
+(torso tilted up to ±35°, clutter strokes, low and varying contrast, a background level and noise).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["JOINTS", "SIDES", "BONES", "Figures", "figures", "FigureBatches", "draw_segments"]
+
+JOINTS = ["head", "neck", "pelvis", "left elbow", "left hand", "right elbow", "right hand",
+          "left knee", "left foot", "right knee", "right foot"]
+SIDES = ["centre", "centre", "centre", "left", "left", "right", "right", "left", "left", "right", "right"]
+BONES = [(0, 1), (1, 2), (1, 3), (3, 4), (1, 5), (5, 6), (2, 7), (7, 8), (2, 9), (9, 10)]   # joint index pairs
+
+
+@dataclass
+class Figures:
+    """images (N, 1, S, S) in [0, 1]; keypoints (N, 11, 2) (x, y) in pixels, in the order of JOINTS."""
+    images: Tensor
+    keypoints: Tensor
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def draw_segments(starts: Tensor, ends: Tensor, size: int, width: float) -> Tensor:
+    """Anti-aliased strokes: starts, ends (N, M, 2) pixel coordinates -> (N, size, size) in [0, 1], the
+    brightest of the M strokes at each pixel. A pixel at distance d from a stroke gets
+    clamp(width / 2 + 0.5 - d, 0, 1): full inside, a one-pixel ramp at the edge."""
+    device = starts.device
+    coords = torch.arange(size, device=device, dtype=starts.dtype)
+    p = torch.stack(torch.meshgrid(coords, coords, indexing="xy"), dim=-1).reshape(1, 1, -1, 2)   # (1, 1, P, 2)
+    a, b = starts[:, :, None, :], ends[:, :, None, :]                                  # (N, M, 1, 2)
+    ab = b - a
+    t = (((p - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-6)).clamp(0, 1)      # (N, M, P)
+    d = (p - (a + t[..., None] * ab)).norm(dim=-1)
+    ink = (width / 2 + 0.5 - d).clamp(0, 1).amax(dim=1)                                 # (N, P)
+    return ink.reshape(-1, size, size)
+
+
+def _rot(angle: Tensor) -> Tensor:
+    """(N,) angles in radians, measured from straight down, counter-clockwise on screen -> (N, 2) unit vectors."""
+    return torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1)
+
+
+def figures(n: int, g: torch.Generator, size: int = 64, hard: bool = False, device: torch.device | str = "cpu"
+            ) -> Figures:
+    """n stick figures on size x size images, random numbers from ``g`` (CPU), drawn on ``device``.
+
+    The figure's height is 0.55-0.8 of the image and it stays inside the image. hard=True tilts the torso by
+    up to ±35°, adds 2-5 clutter strokes, draws the figure at contrast 0.35-1 over a background level
+    0-0.25, and adds Gaussian noise (sd 0.08).
+    """
+    if n < 1 or size < 16:
+        raise ValueError(f"need n >= 1 figures on images of at least 16 px, got n={n}, size={size}")
+    u = lambda *shape: torch.rand(*shape, generator=g)
+    deg = math.pi / 180
+    height = size * (0.55 + 0.25 * u(n))                                                # head top to feet
+    torso = height * 0.32
+    tilt = (u(n) * 2 - 1) * (35 if hard else 5) * deg                                  # 0 = upright
+    up = -_rot(tilt)                                                                     # pelvis -> neck
+    pelvis = torch.zeros(n, 2)
+    neck = pelvis + torso[:, None] * up
+    head = neck + 0.32 * torso[:, None] * -_rot(tilt + (u(n) * 2 - 1) * 15 * deg)
+
+    def limb(root, base_angle, spread, bend, first, second):
+        # a two-segment limb from root: first segment at base_angle ± spread, second bent by up to ±bend
+        a1 = tilt + base_angle + (u(n) * 2 - 1) * spread
+        a2 = a1 + (u(n) * 2 - 1) * bend
+        mid = root + (first * torso)[:, None] * _rot(a1)
+        return mid, mid + (second * torso)[:, None] * _rot(a2)
+    # angles from straight down; the figure's left (image right) is a negative angle: counter-clockwise = left
+    l_elbow, l_hand = limb(neck, -60 * deg, 55 * deg, 70 * deg, 0.5, 0.45)
+    r_elbow, r_hand = limb(neck, 60 * deg, 55 * deg, 70 * deg, 0.5, 0.45)
+    l_knee, l_foot = limb(pelvis, -18 * deg, 18 * deg, 35 * deg, 0.6, 0.55)
+    r_knee, r_foot = limb(pelvis, 18 * deg, 18 * deg, 35 * deg, 0.6, 0.55)
+    joints = torch.stack([head, neck, pelvis, l_elbow, l_hand, r_elbow, r_hand, l_knee, l_foot, r_knee, r_foot],
+                         dim=1)                                                          # (n, 11, 2)
+    # place the figure: its bounding box (with a margin for the head) anywhere inside the image
+    head_r = 0.55 * 0.32 * torso                                                        # the ring reaches the neck
+    lo = joints.amin(1) - head_r[:, None] - 2
+    hi = joints.amax(1) + head_r[:, None] + 2
+    extent = hi - lo
+    scale = torch.clamp((size - 1) / extent.amax(1), max=1.0)                            # shrink if too big
+    joints, head_r, lo, extent = joints * scale[:, None, None], head_r * scale, lo * scale[:, None], extent * scale[:, None]
+    offset = -lo + u(n, 2) * (size - 1 - extent).clamp_min(0)
+    joints = (joints + offset[:, None, :]).to(device)
+    head_r = head_r.to(device)
+
+    width = (0.09 * torso * scale).clamp(1.5, 3.5).to(device)                           # stroke width, px
+    bones = torch.tensor(BONES, device=device)
+    ink = _draw_figures(joints, bones, width, head_r, size)
+    if hard:
+        k = 5
+        starts = u(n, k, 2) * size
+        ends = starts + (u(n, k, 2) * 2 - 1) * size * 0.35
+        present = (torch.arange(k)[None, :] < torch.randint(2, k + 1, (n, 1), generator=g)).float()
+        clutter_each = torch.stack([draw_segments(starts[:, j:j + 1].to(device), ends[:, j:j + 1].to(device), size,
+                                                  1.5) for j in range(k)], 1)          # (n, k, S, S)
+        clutter = (clutter_each * present.to(device)[:, :, None, None] * 0.8).amax(1)
+        contrast = (0.35 + 0.65 * u(n)).to(device)[:, None, None]
+        background = (0.25 * u(n)).to(device)[:, None, None]
+        noise = torch.randn(n, size, size, generator=g).to(device) * 0.08
+        image = background + contrast * torch.maximum(ink, clutter) + noise
+    else:
+        image = ink
+    return Figures(image.clamp(0, 1)[:, None], joints)
+
+
+def _draw_figures(joints: Tensor, bones: Tensor, width: Tensor, head_r: Tensor, size: int) -> Tensor:
+    """The figures' ink (n, S, S): the bones as strokes of each figure's width, the head as a ring."""
+    n = len(joints)
+    coords = torch.arange(size, device=joints.device, dtype=joints.dtype)
+    p = torch.stack(torch.meshgrid(coords, coords, indexing="xy"), dim=-1).reshape(1, 1, -1, 2)   # (1, 1, P, 2)
+    a, b = joints[:, bones[:, 0], None, :], joints[:, bones[:, 1], None, :]          # (n, M, 1, 2)
+    head, neck = joints[:, 0], joints[:, 1]
+    a = a.clone()
+    a[:, 0, 0] = head + (neck - head) * (head_r / (neck - head).norm(dim=-1).clamp_min(1e-6))[:, None]  # ring's edge
+    ab = b - a
+    t = (((p - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-6)).clamp(0, 1)
+    d = (p - (a + t[..., None] * ab)).norm(dim=-1)                                     # (n, M, P)
+    w = width[:, None, None]
+    strokes = (w / 2 + 0.5 - d).clamp(0, 1).amax(dim=1)                                # (n, P)
+    ring = ((p[0, 0] - joints[:, None, 0, :]).norm(dim=-1) - head_r[:, None]).abs()     # distance to the circle
+    head = (width[:, None] / 2 + 0.5 - ring).clamp(0, 1)
+    return torch.maximum(strokes, head).reshape(n, size, size)
+
+
+class FigureBatches:
+    """Batches ``(images, keypoints)`` of fresh figures, ``steps`` per epoch, drawn on ``device``; epoch e always
+    draws the same figures (a generator seeded by (seed, e)), so runs repeat and resume exactly."""
+
+    def __init__(self, batch_size: int, steps: int, seed: int = 0, size: int = 64, hard: bool = False,
+                 device: torch.device | str = "cpu"):
+        if batch_size < 1 or steps < 1:
+            raise ValueError(f"batch_size and steps must be positive, got {batch_size} and {steps}")
+        self.batch_size, self.steps, self.seed, self.size, self.hard, self.device = (
+            batch_size, steps, seed, size, hard, device)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        self.epoch += 1
+        for _ in range(self.steps):
+            f = figures(self.batch_size, g, self.size, self.hard, self.device)
+            yield f.images, f.keypoints

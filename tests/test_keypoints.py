@@ -1,0 +1,90 @@
+"""Heatmaps, argmax, soft-argmax and PCK against hand computations and slow loops; the stick figures."""
+import math
+
+import pytest
+import torch
+
+from course_lib.keypoints import heatmap_argmax, mean_error, pck, render_heatmaps, rescale, soft_argmax2d
+
+
+def test_render_heatmaps_by_hand_and_against_a_loop():
+    kp = torch.tensor([[[2.0, 1.0], [0.5, 3.25]]])                      # (1, 2, 2)
+    maps = render_heatmaps(kp, (5, 4), sigma=1.5)
+    assert maps.shape == (1, 2, 5, 4)
+    assert maps[0, 0, 1, 2] == pytest.approx(1.0)                        # the peak sits on pixel (row 1, col 2)
+    for k, (x, y) in enumerate(kp[0].tolist()):
+        for i in range(5):
+            for j in range(4):
+                expected = math.exp(-((j - x) ** 2 + (i - y) ** 2) / (2 * 1.5 ** 2))
+                assert maps[0, k, i, j].item() == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="sigma"):
+        render_heatmaps(kp, (5, 4), sigma=0)
+    with pytest.raises(ValueError, match=r"\(B, K, 2\)"):
+        render_heatmaps(kp[0], (5, 4), sigma=1)
+
+
+def test_argmax_and_soft_argmax_round_trip_away_from_borders():
+    g = torch.Generator().manual_seed(0)
+    kp = 8 + torch.rand(4, 6, 2, generator=g) * 16                      # inside a 32 x 32 map, 8 px from borders
+    maps = render_heatmaps(kp, (32, 32), sigma=1.5)
+    assert (heatmap_argmax(maps) - kp).abs().max() <= 0.5               # the nearest pixel centre
+    # a softmax of the Gaussian's log (beta large on log-maps) is the Gaussian itself: its mean is the keypoint
+    log_maps = -((torch.arange(32.0)[None, None, None, :] - kp[..., 0, None, None]) ** 2 +
+                 (torch.arange(32.0)[None, None, :, None] - kp[..., 1, None, None]) ** 2) / (2 * 1.5 ** 2)
+    assert (soft_argmax2d(log_maps, beta=1.0) - kp).abs().max() < 0.05
+
+
+def test_soft_argmax_on_a_3x3_map_by_hand():
+    heat = torch.tensor([[0.0, 0.0, 0.0], [0.0, math.log(2.0), math.log(4.0)], [0.0, 0.0, 0.0]])[None, None]
+    # softmax weights: 1 everywhere, 2 at (row 1, col 1), 4 at (row 1, col 2); total 13
+    weights = torch.tensor([[1.0, 1, 1], [1, 2, 4], [1, 1, 1]]) / 13
+    x = float((weights.sum(0) * torch.arange(3.0)).sum())
+    y = float((weights.sum(1) * torch.arange(3.0)).sum())
+    got = soft_argmax2d(heat)[0, 0]
+    assert got.tolist() == pytest.approx([x, y], abs=1e-6)
+    assert got.tolist() == pytest.approx([(3 * 0 + 4 * 1 + 6 * 2) / 13, 1.0], abs=1e-6)   # column sums 3, 4, 6
+    flat = soft_argmax2d(torch.zeros(1, 1, 4, 6))                        # a flat map: the centre
+    assert flat[0, 0].tolist() == pytest.approx([2.5, 1.5])
+    sharp = soft_argmax2d(heat, beta=50.0)[0, 0]                        # beta large: close to the argmax
+    assert sharp.tolist() == pytest.approx([2.0, 1.0], abs=1e-3)
+
+
+def test_soft_argmax_gradients_are_finite_and_match_finite_differences():
+    g = torch.Generator().manual_seed(1)
+    heat = torch.randn(2, 3, 5, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda h: soft_argmax2d(h, beta=2.0), (heat,))
+    big = (torch.randn(1, 1, 8, 8, generator=g) * 1e3).requires_grad_()
+    soft_argmax2d(big).sum().backward()
+    assert torch.isfinite(big.grad).all()                               # softmax of huge logits stays finite
+
+
+def test_pck_and_mean_error_fixture():
+    gt = torch.zeros(1, 4, 2)
+    pred = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [3.0, 4.0]]])   # distances 0, 1, 2, 5
+    assert pck(pred, gt, 1.0).item() == pytest.approx(0.5)              # <= threshold counts
+    assert pck(pred, gt, 2.0).item() == pytest.approx(0.75)
+    assert pck(pred, gt, 0.0).item() == pytest.approx(0.25)
+    assert mean_error(pred, gt).item() == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="same shape"):
+        pck(pred, gt[:, :3], 1.0)
+    with pytest.raises(ValueError, match=">= 0"):
+        pck(pred, gt, -1.0)
+
+
+def test_rescale_keeps_pixel_centres():
+    # map pixel 0 of stride 4 covers image pixels 0..3: centre 1.5; map pixel 2 covers 8..11: centre 9.5
+    assert rescale(torch.tensor([[[0.0, 2.0]]]), 4).tolist() == [[[1.5, 9.5]]]
+
+
+def test_part_affinity_fields_and_their_line_integral():
+    from course_lib.keypoints import paf_score, render_paf
+    # two people side by side: limb A from (4, 4) to (4, 14), limb B from (14, 4) to (14, 14), both pointing down
+    start = torch.tensor([[[4.0, 4.0], [14.0, 4.0]]])
+    end = torch.tensor([[[4.0, 14.0], [14.0, 14.0]]])
+    paf = render_paf(start, end, (20, 20), width=1.0)
+    assert paf.shape == (1, 2, 20, 20)
+    assert paf[0, :, 9, 4].tolist() == [0.0, 1.0] and paf[0, :, 9, 14].tolist() == [0.0, 1.0]
+    assert paf[0, :, 9, 9].tolist() == [0.0, 0.0] and paf[0, :, 2, 4].tolist() == [0.0, 0.0]
+    score = paf_score(paf[0], start[0], end[0])                        # (2 starts, 2 ends)
+    assert score[0, 0] == pytest.approx(1.0) and score[1, 1] == pytest.approx(1.0)
+    assert score[0, 1] < 0.3 and score[1, 0] < 0.3                     # crossing between the people: low

@@ -1,0 +1,83 @@
+"""Stick figures and the three pose heads: shapes, seeding, ground truth on the ink, losses that train."""
+import pytest
+import torch
+
+from course_lib.figures import BONES, JOINTS, SIDES, FigureBatches, draw_segments, figures
+from course_lib.keypoints import heatmap_argmax, rescale, soft_argmax2d
+from course_lib.pose import HEADS, PoseNet, pose_loss, pose_step, predict_keypoints
+
+
+def test_figures_are_seeded_inside_the_image_and_drawn_where_the_joints_are():
+    a = figures(16, torch.Generator().manual_seed(3), size=64)
+    b = figures(16, torch.Generator().manual_seed(3), size=64)
+    assert torch.equal(a.images, b.images) and torch.equal(a.keypoints, b.keypoints)
+    assert a.images.shape == (16, 1, 64, 64) and a.keypoints.shape == (16, len(JOINTS), 2)
+    assert len(JOINTS) == len(SIDES) == 11 and len(BONES) == 10
+    assert (a.keypoints >= 0).all() and (a.keypoints <= 63).all()
+    # every joint but the head (the centre of a ring) lies on ink in the clean setting
+    xy = a.keypoints.round().long()
+    ink = a.images[torch.arange(16)[:, None], 0, xy[..., 1], xy[..., 0]]          # (16, 11)
+    assert (ink[:, 1:] > 0.5).all()
+    hard = figures(16, torch.Generator().manual_seed(3), size=64, hard=True)
+    assert torch.equal(hard.keypoints, figures(16, torch.Generator().manual_seed(3), hard=True).keypoints)
+    assert hard.images.std() > 0 and (hard.images[:, 0, :4, :4] > 0).float().mean() > 0.3   # noise, background
+    with pytest.raises(ValueError, match="n >= 1"):
+        figures(0, torch.Generator())
+
+
+def test_draw_segments_by_hand():
+    img = draw_segments(torch.tensor([[[2.0, 5.0]]]), torch.tensor([[[8.0, 5.0]]]), size=11, width=1.0)[0]
+    assert img[5, 2:9].tolist() == [1.0] * 7                             # on the stroke: full ink
+    assert img[4, 5].item() == pytest.approx(0.0) and img[0, 0] == 0   # 1 px away with width 1: 1/2 + 1/2 - 1 = 0
+    assert img[5, 9].item() == pytest.approx(0.0)
+    wide = draw_segments(torch.tensor([[[2.0, 5.0]]]), torch.tensor([[[8.0, 5.0]]]), size=11, width=2.0)[0]
+    assert wide[4, 5].item() == pytest.approx(0.5)                     # the anti-aliased edge
+
+
+def test_figure_batches_repeat_per_epoch():
+    batches = FigureBatches(4, 2, seed=1)
+    batches.set_epoch(3)
+    first = [k for _, k in batches]
+    batches.set_epoch(3)
+    assert all(torch.equal(x, y) for x, y in zip(first, [k for _, k in batches]))
+    assert not torch.equal(first[0], first[1])
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_heads_shapes_losses_and_a_few_steps_of_training(head):
+    torch.manual_seed(0)
+    model = PoseNet(head, joints=11, width=8)
+    f = figures(8, torch.Generator().manual_seed(0))
+    out = model(f.images)
+    assert out.shape == ((8, 11, 2) if head in ("pool", "flat") else (8, 11, 16, 16))
+    assert predict_keypoints(model, f.images).shape == (8, 11, 2)
+    step = pose_step()
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    losses = []
+    for _ in range(15):
+        loss, extra = step(model, (f.images, f.keypoints))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        assert torch.isfinite(loss) and extra["pixel error"] >= 0
+    assert losses[-1] < losses[0]                                       # it learns the batch
+
+
+def test_losses_are_zero_at_the_truth():
+    kp = torch.tensor([[[9.5, 21.5], [33.5, 41.5]]])                   # centres of map pixels (2, 5) and (8, 10)
+    target = (kp - 1.5) / 4
+    heat = PoseNet("heatmap", 2)
+    from course_lib.keypoints import render_heatmaps
+    maps = render_heatmaps(target, (16, 16), 1.0)
+    assert pose_loss(heat, maps, kp).item() == pytest.approx(0.0)
+    assert rescale(heatmap_argmax(maps), 4).tolist() == kp.tolist()
+    integral = PoseNet("integral", 2)
+    sharp = -((torch.arange(16.0)[None, None, None] - target[..., 0, None, None]) ** 2 +
+              (torch.arange(16.0)[None, None, :, None] - target[..., 1, None, None]) ** 2) * 5
+    assert pose_loss(integral, sharp, kp).item() == pytest.approx(0.0, abs=1e-4)
+    assert soft_argmax2d(sharp).sub(target).abs().max() < 1e-4
+    direct = PoseNet("pool", 2)
+    assert pose_loss(direct, kp.clone(), kp).item() == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="unknown head"):
+        PoseNet("dense", 2)
