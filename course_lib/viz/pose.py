@@ -46,7 +46,7 @@ def show_poses(images: Tensor, poses: dict[str, Tensor] | Tensor, n: int = 6, ti
     fig, axes = plt.subplots(1, n, figsize=(size * n, size + 0.4), squeeze=False)
     colors = [None] if len(poses) == 1 else [GT_COLOR, ARGMAX_COLOR, SOFT_COLOR, PALETTE[5], PALETTE[6]]
     for i, ax in enumerate(axes[0]):
-        ax.imshow(images[i, 0].detach().cpu(), cmap="gray", vmin=0, vmax=1)
+        ax.imshow(images[i, 0].detach().cpu().numpy(), cmap="gray", vmin=0, vmax=1)
         for (name, kp), color in zip(poses.items(), colors):
             draw_pose(ax, kp[i], color=color, label=name if i == 0 else None)
         ax.set_xticks([])
@@ -147,12 +147,12 @@ def plot_heatmaps_static(image: Tensor, heatmaps: Tensor, keypoints: Tensor, str
     argmax_xy, soft_xy = _points(heatmaps[None], stride, beta)
     size = image.shape[-1]
     fig, axes = plt.subplots(1, len(joints) + 1, figsize=(2.5 * (len(joints) + 1), 3.0))
-    axes[0].imshow(image[0].detach().cpu(), cmap="gray", vmin=0, vmax=1)
+    axes[0].imshow(image[0].detach().cpu().numpy(), cmap="gray", vmin=0, vmax=1)
     draw_pose(axes[0], keypoints, color=GT_COLOR)
     axes[0].set_title("image, truth", fontsize=FONT_SIZE - 5)
     extent = (-0.5, size - 0.5, size - 0.5, -0.5)
     for ax, k in zip(axes[1:], joints):
-        ax.imshow(heatmaps[k], cmap="viridis", extent=extent)
+        ax.imshow(heatmaps[k].numpy(), cmap="viridis", extent=extent)
         for p, color, m in ((keypoints[k], GT_COLOR, "o"), (argmax_xy[0, k], ARGMAX_COLOR, "s"),
                             (soft_xy[0, k], SOFT_COLOR, "x")):
             ax.plot(float(p[0]), float(p[1]), m, color=color, ms=8, mew=2, mec="white" if m != "x" else color)
