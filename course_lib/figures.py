@@ -80,11 +80,11 @@ def figures(n: int, g: torch.Generator, size: int = 64, hard: bool = False, devi
         a2 = a1 + (u(n) * 2 - 1) * bend
         mid = root + (first * torso)[:, None] * _rot(a1)
         return mid, mid + (second * torso)[:, None] * _rot(a2)
-    # angles from straight down; the figure's left (image right) is a negative angle: counter-clockwise = left
-    l_elbow, l_hand = limb(neck, -60 * deg, 55 * deg, 70 * deg, 0.5, 0.45)
-    r_elbow, r_hand = limb(neck, 60 * deg, 55 * deg, 70 * deg, 0.5, 0.45)
-    l_knee, l_foot = limb(pelvis, -18 * deg, 18 * deg, 35 * deg, 0.6, 0.55)
-    r_knee, r_foot = limb(pelvis, 18 * deg, 18 * deg, 35 * deg, 0.6, 0.55)
+    # angles from straight down; a positive angle points to the image's right, where the figure's left is
+    l_elbow, l_hand = limb(neck, 60 * deg, 55 * deg, 70 * deg, 0.5, 0.45)
+    r_elbow, r_hand = limb(neck, -60 * deg, 55 * deg, 70 * deg, 0.5, 0.45)
+    l_knee, l_foot = limb(pelvis, 18 * deg, 18 * deg, 35 * deg, 0.6, 0.55)
+    r_knee, r_foot = limb(pelvis, -18 * deg, 18 * deg, 35 * deg, 0.6, 0.55)
     joints = torch.stack([head, neck, pelvis, l_elbow, l_hand, r_elbow, r_hand, l_knee, l_foot, r_knee, r_foot],
                          dim=1)                                                          # (n, 11, 2)
     # place the figure: its bounding box (with a margin for the head) anywhere inside the image

@@ -69,27 +69,35 @@ def predict_keypoints(model: PoseNet, images: Tensor, beta: float = 1.0) -> Tens
     return out
 
 
-def pose_loss(model: PoseNet, out: Tensor, keypoints: Tensor, sigma: float = 1.0) -> Tensor:
-    """The loss of each head, keypoints (B, K, 2) in image pixels:
-    direct: mean squared error of the coordinates (in map pixels, so that the scales compare);
-    heatmap: mean squared error against Gaussians of ``sigma`` map pixels; integral: mean absolute error of
-    the soft-argmax coordinates (in map pixels)."""
+def pose_loss(model: PoseNet, out: Tensor, keypoints: Tensor, sigma: float = 1.0, coord_loss: str | None = None
+              ) -> Tensor:
+    """The loss of each head, keypoints (B, K, 2) in image pixels, coordinates compared in map pixels:
+    direct heads: mean squared error of the coordinates (L2); heatmap: squared error against Gaussians of
+    ``sigma`` map pixels, summed over each map's pixels and averaged over maps; integral: mean absolute error
+    (L1) of the soft-argmax coordinates. ``coord_loss`` "l1" or "l2" overrides the coordinate loss of the
+    direct and integral heads."""
+    if coord_loss not in (None, "l1", "l2"):
+        raise ValueError(f"coord_loss must be None, 'l1' or 'l2', got {coord_loss!r}")
     s = model.stride
     target = (keypoints - (s - 1) / 2) / s                         # image pixels -> map pixels
-    if model.head_name in ("pool", "flat"):
-        return F.mse_loss((out - (s - 1) / 2) / s, target)
     if model.head_name == "heatmap":
         maps = render_heatmaps(target, tuple(out.shape[-2:]), sigma)
         return F.mse_loss(out, maps) * maps[0].numel() / maps.shape[1]   # a sum over each map's pixels
-    return F.l1_loss(soft_argmax2d(out), target)
+    if model.head_name == "integral":
+        pred, default = soft_argmax2d(out), "l1"
+    else:
+        pred, default = (out - (s - 1) / 2) / s, "l2"
+    return (F.l1_loss if (coord_loss or default) == "l1" else F.mse_loss)(pred, target)
 
 
-def pose_step(sigma: float = 1.0) -> Callable[[PoseNet, tuple[Tensor, Tensor]], tuple[Tensor, dict]]:
-    """A step for ``fit`` on (images, keypoints) batches: the head's loss, and the mean pixel error."""
+def pose_step(sigma: float = 1.0, coord_loss: str | None = None
+              ) -> Callable[[PoseNet, tuple[Tensor, Tensor]], tuple[Tensor, dict]]:
+    """A step for ``fit`` on (images, keypoints) batches: the head's loss (see :func:`pose_loss`), and the mean
+    pixel error."""
     def step(model: PoseNet, batch: tuple[Tensor, Tensor]):
         images, keypoints = batch
         out = model(images)
-        loss = pose_loss(model, out, keypoints, sigma)
+        loss = pose_loss(model, out, keypoints, sigma, coord_loss)
         with torch.no_grad():
             pred = {"heatmap": lambda: rescale(heatmap_argmax(out), model.stride),
                     "integral": lambda: rescale(soft_argmax2d(out), model.stride)}.get(model.head_name, lambda: out)()
