@@ -46,3 +46,12 @@ def pytest_collect_file(file_path, parent):
     student, _ = write_student_notebook(file_path, config.rootpath / "build" / "student-edition")
     # The name makes `-k student` / `-k "not student"` pick one edition.
     return IPyNbFile.from_parent(parent, path=student, name=student.relative_to(config.rootpath).as_posix())
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the matplotlib figures a test made, so a long run does not keep hundreds of them open."""
+    yield
+    import sys
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
