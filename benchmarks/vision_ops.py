@@ -1,0 +1,123 @@
+"""course_lib's box operations and soft-argmax against torchvision's, side by side, in one run.
+
+    uv run python benchmarks/vision_ops.py            # on the CPU; --device cuda on a GPU
+
+Ours are written to be read (lessons 06 and 07), theirs to be fast: the table says by how much, at the
+sizes the lessons use and at larger ones. Each row checks first that both give the same answer, then
+reports the median wall time of repeated calls and the ratio ours / theirs (> 1: ours is slower). The
+table is printed and written to benchmarks/results/vision_ops-<machine>.md.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torchvision
+from torchvision.models.detection._utils import Matcher
+
+from course_lib.boxes import box_iou, match_anchors, make_anchors, nms
+from course_lib.detection import match_batch
+from course_lib.keypoints import soft_argmax2d
+
+
+def median_seconds(fn, repeats: int, device: torch.device) -> float:
+    fn()                                                     # warm-up
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def random_boxes(n: int, g: torch.Generator, size: float = 600.0) -> torch.Tensor:
+    xy = torch.rand(n, 2, generator=g) * size
+    return torch.cat([xy, xy + 8 + torch.rand(n, 2, generator=g) * size / 4], dim=1)
+
+
+def torchvision_labels(iou: torch.Tensor, high: float, low: float) -> torch.Tensor:
+    """torchvision's Matcher(high, low, allow_low_quality_matches=True) as object 1 / background 0 / ignored -1."""
+    matched = Matcher(high, low, allow_low_quality_matches=True)(iou)
+    return torch.where(matched >= 0, 1, torch.where(matched == Matcher.BELOW_LOW_THRESHOLD, 0, -1))
+
+
+def soft_argmax_reference(h: torch.Tensor) -> torch.Tensor:
+    """The usual compact implementation (softmax, then two weighted sums via einsum)."""
+    b, k, rows, cols = h.shape
+    p = torch.softmax(h.reshape(b, k, -1), -1).reshape(b, k, rows, cols)
+    xs = torch.arange(cols, device=h.device, dtype=h.dtype)
+    ys = torch.arange(rows, device=h.device, dtype=h.dtype)
+    return torch.stack([torch.einsum("bkij,j->bk", p, xs), torch.einsum("bkij,i->bk", p, ys)], -1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=20)
+    a = ap.parse_args()
+    device = torch.device(a.device)
+    torch.set_grad_enabled(False)
+    g = torch.Generator().manual_seed(0)
+    rows = []
+
+    def row(name, ours, theirs, same):
+        t_ours, t_theirs = median_seconds(ours, a.repeats, device), median_seconds(theirs, a.repeats, device)
+        rows.append((name, same, 1e3 * t_ours, 1e3 * t_theirs, t_ours / t_theirs))
+
+    for n, m in ((384, 3), (2000, 20), (20000, 50)):
+        anchors, gt = random_boxes(n, g).to(device), random_boxes(m, g).to(device)
+        same = torch.allclose(box_iou(gt, anchors), torchvision.ops.box_iou(gt, anchors), atol=1e-6)
+        row(f"box_iou, {m} gt x {n} anchors", lambda: box_iou(gt, anchors),
+            lambda: torchvision.ops.box_iou(gt, anchors), same)
+        labels_ours = match_anchors(anchors, gt)[0]
+        labels_tv = torchvision_labels(torchvision.ops.box_iou(gt, anchors), 0.7, 0.3)
+        row(f"anchor matching, {m} gt x {n} anchors", lambda: match_anchors(anchors, gt),
+            lambda: Matcher(0.7, 0.3, True)(torchvision.ops.box_iou(gt, anchors)),
+            bool((labels_ours == labels_tv).all()))
+    for n in (100, 1000, 4000):
+        boxes = random_boxes(n, g, size=200.0).to(device)
+        scores = torch.rand(n, generator=g).to(device)
+        same = torch.equal(nms(boxes, scores, 0.5), torchvision.ops.nms(boxes, scores, 0.5))
+        row(f"nms, {n} boxes", lambda: nms(boxes, scores, 0.5), lambda: torchvision.ops.nms(boxes, scores, 0.5), same)
+    # a batch of 64 canvases, 384 anchors, up to 3 digits each: our batched matcher vs a loop of torchvision's
+    anchors = make_anchors((8, 8), 8, [10, 16, 24], [1, 2], device=device)
+    gt = torch.stack([random_boxes(3, g, size=48.0) for _ in range(64)]).to(device)
+    labels = torch.randint(-1, 10, (64, 3), generator=g).to(device)
+    labels[:, 0] = labels[:, 0].clamp_min(0)
+
+    def loop():
+        return [Matcher(0.7, 0.3, True)(torchvision.ops.box_iou(gt[i][labels[i] >= 0], anchors)) for i in range(64)]
+    ours = match_batch(anchors, gt, labels)[0]
+    theirs = torch.stack([torchvision_labels(torchvision.ops.box_iou(gt[i][labels[i] >= 0], anchors), 0.7, 0.3)
+                          for i in range(64)])
+    row("match_batch, 64 images x 384 anchors (torchvision: a loop)", lambda: match_batch(anchors, gt, labels), loop,
+        bool((ours == theirs).all()))
+    for b, k, s in ((32, 11, 16), (256, 17, 64)):
+        h = torch.randn(b, k, s, s, generator=g).to(device)
+        row(f"soft_argmax2d, {b} x {k} maps of {s} x {s} (vs einsum)", lambda: soft_argmax2d(h),
+            lambda: soft_argmax_reference(h), torch.allclose(soft_argmax2d(h), soft_argmax_reference(h), atol=1e-4))
+
+    machine = f"{platform.node() or 'machine'}, {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    if device.type == "cuda":
+        machine = torch.cuda.get_device_name(device)
+    header = (f"# Vision ops: course_lib vs torchvision\n\n{machine}; torch {torch.__version__}, torchvision "
+              f"{torchvision.__version__}; median of {a.repeats} calls\n\n"
+              "| operation | same result | ours (ms) | theirs (ms) | ours / theirs |\n|---|---|---|---|---|\n")
+    table = header + "".join(f"| {n} | {'yes' if s else 'NO'} | {o:.3f} | {t:.3f} | {r:.2f} |\n" for n, s, o, t, r in rows)
+    print(table)
+    out = Path(__file__).parent / "results" / f"vision_ops-{device.type}.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(table)
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
