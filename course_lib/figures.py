@@ -34,10 +34,13 @@ class Figures:
         return len(self.images)
 
 
-def draw_segments(starts: Tensor, ends: Tensor, size: int, width: float) -> Tensor:
+def draw_segments(starts: Tensor, ends: Tensor, size: int, width: float | Tensor) -> Tensor:
     """Anti-aliased strokes: starts, ends (N, M, 2) pixel coordinates -> (N, size, size) in [0, 1], the
     brightest of the M strokes at each pixel. A pixel at distance d from a stroke gets
-    clamp(width / 2 + 0.5 - d, 0, 1): full inside, a one-pixel ramp at the edge."""
+    clamp(width / 2 + 0.5 - d, 0, 1): full inside, a one-pixel ramp at the edge. width: one number, or
+    one per image (N,)."""
+    if isinstance(width, Tensor):
+        width = width[:, None, None]
     device = starts.device
     coords = torch.arange(size, device=device, dtype=starts.dtype)
     p = torch.stack(torch.meshgrid(coords, coords, indexing="xy"), dim=-1).reshape(1, 1, -1, 2)   # (1, 1, P, 2)
@@ -120,21 +123,14 @@ def figures(n: int, g: torch.Generator, size: int = 64, hard: bool = False, devi
 
 def _draw_figures(joints: Tensor, bones: Tensor, width: Tensor, head_r: Tensor, size: int) -> Tensor:
     """The figures' ink (n, S, S): the bones as strokes of each figure's width, the head as a ring."""
-    n = len(joints)
-    coords = torch.arange(size, device=joints.device, dtype=joints.dtype)
-    p = torch.stack(torch.meshgrid(coords, coords, indexing="xy"), dim=-1).reshape(1, 1, -1, 2)   # (1, 1, P, 2)
-    a, b = joints[:, bones[:, 0], None, :], joints[:, bones[:, 1], None, :]          # (n, M, 1, 2)
+    a, b = joints[:, bones[:, 0]].clone(), joints[:, bones[:, 1]]                      # (n, M, 2)
     head, neck = joints[:, 0], joints[:, 1]
-    a = a.clone()
-    a[:, 0, 0] = head + (neck - head) * (head_r / (neck - head).norm(dim=-1).clamp_min(1e-6))[:, None]  # ring's edge
-    ab = b - a
-    t = (((p - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-6)).clamp(0, 1)
-    d = (p - (a + t[..., None] * ab)).norm(dim=-1)                                     # (n, M, P)
-    w = width[:, None, None]
-    strokes = (w / 2 + 0.5 - d).clamp(0, 1).amax(dim=1)                                # (n, P)
-    ring = ((p[0, 0] - joints[:, None, 0, :]).norm(dim=-1) - head_r[:, None]).abs()     # distance to the circle
-    head = (width[:, None] / 2 + 0.5 - ring).clamp(0, 1)
-    return torch.maximum(strokes, head).reshape(n, size, size)
+    a[:, 0] = head + (neck - head) * (head_r / (neck - head).norm(dim=-1).clamp_min(1e-6))[:, None]  # ring's edge
+    strokes = draw_segments(a, b, size, width)                                          # (n, S, S)
+    coords = torch.arange(size, device=joints.device, dtype=joints.dtype)
+    p = torch.stack(torch.meshgrid(coords, coords, indexing="xy"), dim=-1)              # (S, S, 2)
+    ring = ((p[None] - head[:, None, None, :]).norm(dim=-1) - head_r[:, None, None]).abs()   # distance to the circle
+    return torch.maximum(strokes, (width[:, None, None] / 2 + 0.5 - ring).clamp(0, 1))
 
 
 class FigureBatches:
