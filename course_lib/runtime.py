@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,15 +46,28 @@ def seed_everything(seed: int = 0) -> None:
     0.594 vs 0.590 for two identical runs). ``torch.use_deterministic_algorithms`` switches such ops
     to ordered versions. Ops that have no deterministic version on a device (a few CUDA kernels)
     only warn; results on different machines or PyTorch versions may still differ in the last digits.
+
+    ``torch.use_deterministic_algorithms`` also imports TorchInductor's config (and with it sympy),
+    which took 3.9 s of every notebook's first cell here, for a setting only ``torch.compile`` reads.
+    When Inductor is not loaded yet we flip the same switch directly (nothing in the course compiles;
+    before your own ``torch.compile``, call ``torch.use_deterministic_algorithms(True)``).
     """
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # deterministic cuBLAS (CUDA >= 10.2)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    _deterministic(True)
     torch.backends.cudnn.benchmark = False
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def _deterministic(mode: bool) -> None:
+    """``torch.use_deterministic_algorithms(mode, warn_only=True)`` without importing Inductor (4 s)."""
+    if "torch._inductor.config" in sys.modules or not hasattr(torch._C, "_set_deterministic_algorithms"):
+        torch.use_deterministic_algorithms(mode, warn_only=True)
+    else:
+        torch._C._set_deterministic_algorithms(mode, warn_only=True)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,16 @@ def test_seed_everything_reproduces():
         seed_everything(-1)
 
 
+def test_seed_everything_turns_on_deterministic_kernels_with_warnings_only():
+    torch.use_deterministic_algorithms(False)
+    try:
+        seed_everything(0)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def test_pick_device(monkeypatch):
     monkeypatch.delenv("COURSE_DEVICE", raising=False)
     assert pick_device().type in ("cpu", "cuda", "mps")
