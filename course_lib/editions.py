@@ -25,12 +25,17 @@ a one-line note at the end of its first cell (when markdown) if something was re
 
     uv run python -m course_lib.editions student OUT/ [--notebooks DIR]
 
+and the rendered course (every notebook executed, static pages that open offline; course_lib/render.py):
+
+    uv run python -m course_lib.editions html OUT/ [--profile standard] [--presentation] [--only 00,03]
+
 ``uv run pytest`` executes both editions: see ``pytest_collect_file`` in the repository's conftest.py.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from fnmatch import fnmatch
@@ -150,8 +155,11 @@ def write_student_notebook(src: Path | str, out_dir: Path | str) -> tuple[Path, 
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / src.name
     # Jupyter's own layout (nbformat.writes): sorted keys, indent 1, UTF-8 as is, a final newline.
-    out.write_text(json.dumps(student, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
+    # Written beside and renamed: parallel test workers each write it, and none may read half a file.
+    tmp = out_dir / f".{src.name}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(student, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
                    encoding="utf-8", newline="\n")
+    os.replace(tmp, out)
     return out, count_solutions(nb)
 
 
@@ -174,17 +182,39 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.editions",
                                      description="Produce editions of the course notebooks.")
     commands = parser.add_subparsers(dest="command", required=True)
+    default_notebooks = Path(__file__).resolve().parents[1] / "notebooks"
     student = commands.add_parser("student", help="write the student edition (solutions removed, outputs cleared)")
     student.add_argument("out", type=Path, help="folder to write into (created if needed)")
-    student.add_argument("--notebooks", type=Path, default=Path(__file__).resolve().parents[1] / "notebooks",
-                         help="folder of the instructor notebooks (default: the repository's notebooks/)")
-    student.add_argument("--pattern", default=NOTEBOOK_PATTERN, help=f"which notebooks (default: {NOTEBOOK_PATTERN})")
+    html = commands.add_parser("html", help="run every notebook and write the rendered course: static pages "
+                                            "that open offline, with an index (see course_lib/render.py)")
+    html.add_argument("out", type=Path, help="folder for index.html and one page per notebook (created if needed)")
+    html.add_argument("--profile", default="standard", choices=["quick", "standard", "full"],
+                      help="run size the notebooks execute in (default: standard)")
+    html.add_argument("--presentation", action="store_true",
+                      help="large type in the pages and the figures, for a projector")
+    html.add_argument("--only", default="", help="comma-separated lesson numbers, e.g. 00,03 (default: all)")
+    html.add_argument("--timeout", type=int, default=3600, help="seconds a cell may run (default: 3600)")
+    for command in (student, html):
+        command.add_argument("--notebooks", type=Path, default=default_notebooks,
+                             help="folder of the instructor notebooks (default: the repository's notebooks/)")
+        command.add_argument("--pattern", default=NOTEBOOK_PATTERN, help=f"which notebooks (default: {NOTEBOOK_PATTERN})")
     args = parser.parse_args(argv)
 
-    try:  # the only command so far; an `html` one would go next to it, dispatched on args.command
-        for src in _notebooks(args.notebooks, args.pattern):
-            out, removed = write_student_notebook(src, args.out)
-            print(f"{out}: {removed} solution{'s' if removed != 1 else ''} removed")
+    try:
+        notebooks = _notebooks(args.notebooks, args.pattern)
+        if args.command == "student":
+            for src in notebooks:
+                out, removed = write_student_notebook(src, args.out)
+                print(f"{out}: {removed} solution{'s' if removed != 1 else ''} removed")
+            return 0
+        only = {n.strip() for n in args.only.split(",") if n.strip()}
+        chosen = [p for p in notebooks if not only or p.name[:2] in only]
+        if not chosen:
+            raise ValueError(f"--only {args.only!r} matches none of {[p.name[:2] for p in notebooks]}")
+        from .render import render_course
+        index = render_course(args.out, chosen, profile=args.profile, presentation=args.presentation,
+                              timeout=args.timeout)
+        print(f"open {index.resolve()} in a browser (works offline)")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

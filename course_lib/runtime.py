@@ -88,7 +88,7 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     # CI: seconds per notebook, enough to show every figure and pass the notebook's own checks.
-    "quick": Profile("quick", train_size=2400, test_size=800, epochs=3, steps_per_epoch=16,
+    "quick": Profile("quick", train_size=2400, test_size=800, epochs=2, steps_per_epoch=16,
                      batch_size=128, explorer_points=400, umap_epochs=60, per_class=24, seeds=2),
     # Laptop CPU default: a few minutes per notebook.
     "standard": Profile("standard", train_size=12_000, test_size=2_000, epochs=8, steps_per_epoch=60,
