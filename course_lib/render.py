@@ -312,6 +312,18 @@ their first view.</p>
     return path
 
 
+def _summary(nb) -> str:
+    """The first sentence of the notebook's first paragraph of text (for lessons the start page does not list)."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for para in re.split(r"\n\s*\n", cell.source):
+                para = para.strip()
+                if para and not para.startswith(("#", "|", "*", "-", "<")):
+                    text = re.sub(r"[*_`]", "", " ".join(para.split()))
+                    return re.split(r"(?<=[.:;])\s", text, maxsplit=1)[0]
+    return ""
+
+
 def _title(nb, fallback: str) -> str:
     for cell in nb.cells:
         if cell.cell_type == "markdown":
@@ -347,7 +359,7 @@ def render_course(out_dir: Path | str, notebooks: list[Path], profile: str = "st
         page = write_page(static_notebook(nb), out_dir / pages[i], title, nav)
         lesson = table.get(number)
         rows.append(dict(number=number, page=pages[i], seconds=seconds,
-                         title=lesson.title if lesson else title, shows=lesson.shows if lesson else "",
+                         title=lesson.title if lesson else title, shows=lesson.shows if lesson else _summary(nb),
                          lecture=lesson.lecture if lesson else ""))
         log(f"    {seconds:.0f} s, {page.stat().st_size / 1e6:.2f} MB -> {page}")
     return write_index(out_dir, rows, profile, presentation)

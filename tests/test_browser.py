@@ -59,9 +59,12 @@ def browser_context():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _page(context, errors: list):
+def _page(context, errors: list, console: list | None = None):
+    """A new tab; uncaught JavaScript errors go to errors (tests fail on them), console errors to console."""
     page = context.new_page()
     page.on("pageerror", lambda e: errors.append(f"JavaScript error: {e}"[:300]))
+    if console is not None:
+        page.on("console", lambda m: m.type == "error" and len(console) < 20 and console.append(m.text[:200]))
     return page
 
 
@@ -72,7 +75,8 @@ def test_notebook_runs_in_jupyterlab_and_its_widgets_respond(browser_context, na
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     errors: list[str] = []
-    page = _page(context, errors)
+    console: list[str] = []
+    page = _page(context, errors, console)
     try:
         state = B.run_all(page, lab, name, RUN_TIMEOUT)
         outputs = page.evaluate(B.OUTPUTS_JS, name)
@@ -81,6 +85,7 @@ def test_notebook_runs_in_jupyterlab_and_its_widgets_respond(browser_context, na
         assert not found, f"{name}: " + "; ".join(found) + f" (screenshots: {out})"
         done = B.interact(page, name, state, out)
         (out / "report.json").write_text(json.dumps(dict(notebook=name, interactions=done, page_errors=errors,
+                                                         console_errors=console,
                                                          outputs=len(outputs)), indent=1))
         unchanged = {k: v for k, v in done.items() if not v.startswith("changed")}
         assert not unchanged, f"{name}: using a control changed nothing: {unchanged} (screenshots: {out})"
