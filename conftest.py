@@ -4,6 +4,7 @@ Set here (not in a fixture) so that the Jupyter kernels started by nbval inherit
 """
 import os
 from fnmatch import fnmatch
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,27 @@ MAX_WORKERS = 4   # each worker may hold a notebook kernel with its data: keep m
 
 def pytest_xdist_auto_num_workers(config):
     return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+def pytest_configure(config):
+    """`-m browser`: one test per notebook, so spread them one by one (--dist load), not file by file."""
+    if getattr(config.option, "markexpr", "") == "browser" and getattr(config.option, "dist", "no") == "loadfile":
+        config.option.dist = "load"
+        config.option.maxschedchunk = 1
+
+
+def pytest_collection_modifyitems(items):
+    """Longest first: notebooks by descending lesson number (07 trains the most), then the unit tests.
+
+    Workers take files in this order, so the long notebooks start at once and the short files fill the
+    end, instead of one worker finishing 07 alone while the other waits. Cells keep their order.
+    """
+    def key(item):
+        path = Path(str(item.fspath))
+        if path.suffix == ".ipynb" and path.name[:2].isdigit():
+            return (0, -int(path.name[:2]), "student-edition" in path.parts)
+        return (1, 0, False)
+    items.sort(key=key)   # stable: the order inside each file is kept
 
 
 if os.environ.get("PYTEST_XDIST_WORKER"):

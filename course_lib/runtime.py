@@ -84,12 +84,14 @@ class Profile:
     umap_epochs: int         # optimisation epochs for UMAP projections of D > 2 embeddings
     per_class: int           # images per class of the 100-class two-digit benchmark (notebooks 02-04)
     seeds: int               # training runs per method where a notebook compares methods (mean ± sd)
+    projection: str = "umap"  # how explorers draw D > 2 embeddings: "umap", or "pca" where UMAP's numba
+                              # compile (15-30 s in every new kernel) would outlast the rest of the notebook
 
 
 PROFILES: dict[str, Profile] = {
     # CI: seconds per notebook, enough to show every figure and pass the notebook's own checks.
     "quick": Profile("quick", train_size=2400, test_size=800, epochs=2, steps_per_epoch=16,
-                     batch_size=128, explorer_points=400, umap_epochs=60, per_class=24, seeds=2),
+                     batch_size=128, explorer_points=400, umap_epochs=60, per_class=24, seeds=2, projection="pca"),
     # Laptop CPU default: a few minutes per notebook.
     "standard": Profile("standard", train_size=12_000, test_size=2_000, epochs=8, steps_per_epoch=60,
                         batch_size=128, explorer_points=1_000, umap_epochs=200, per_class=80, seeds=2),

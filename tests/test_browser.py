@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import shutil
+import time
 import tempfile
 from fnmatch import fnmatch
 from pathlib import Path
@@ -26,7 +27,9 @@ import browserlab as B
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").iterdir() if fnmatch(p.name, "[0-9][0-9]_*.ipynb"))
+# last lesson first: the later lessons train longest, so parallel workers finish together
+NOTEBOOKS = sorted((p.name for p in (ROOT / "notebooks").iterdir() if fnmatch(p.name, "[0-9][0-9]_*.ipynb")),
+                   reverse=True)
 RUN_TIMEOUT = 900   # seconds for Run All of one notebook in quick
 
 
@@ -66,36 +69,6 @@ def _page(context, errors: list, console: list | None = None):
     if console is not None:
         page.on("console", lambda m: m.type == "error" and len(console) < 20 and console.append(m.text[:200]))
     return page
-
-
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_in_jupyterlab_and_its_widgets_respond(browser_context, name):
-    lab, context = browser_context
-    out = B.SCREENSHOTS / Path(name).stem
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    errors: list[str] = []
-    console: list[str] = []
-    page = _page(context, errors, console)
-    try:
-        state = B.run_all(page, lab, name, RUN_TIMEOUT)
-        outputs = page.evaluate(B.OUTPUTS_JS, name)
-        B.full_screenshot(page, name, out / "notebook.png")
-        found = B.problems(state, outputs)
-        assert not found, f"{name}: " + "; ".join(found) + f" (screenshots: {out})"
-        done = B.interact(page, name, state, out)
-        (out / "report.json").write_text(json.dumps(dict(notebook=name, interactions=done, page_errors=errors,
-                                                         console_errors=console,
-                                                         outputs=len(outputs)), indent=1))
-        unchanged = {k: v for k, v in done.items() if not v.startswith("changed")}
-        assert not unchanged, f"{name}: using a control changed nothing: {unchanged} (screenshots: {out})"
-        if any(o["is_widget"] for o in outputs):
-            assert done, f"{name}: widgets on the page but none of them has a control the test knows"
-        assert not errors, f"{name}: " + "; ".join(errors[:5])
-    finally:
-        with contextlib.suppress(Exception):
-            B.shut_down_kernel(page, name)
-        page.close()
 
 
 RENDERED = os.environ.get("COURSE_BROWSER_RENDER", "00,01")   # lessons rendered here ("all" for every one)
@@ -149,3 +122,39 @@ def test_rendered_course_opens_offline_with_every_figure_drawn(browser_context, 
     (B.SCREENSHOTS / "site_report.json").write_text(json.dumps(report, indent=1))
     assert any(v["plots"] for v in report.values()), "no plotly figure on any page: the check checked nothing"
     assert any(v["math"] for v in report.values()), "no formula on any page: MathML conversion did nothing"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_in_jupyterlab_and_its_widgets_respond(browser_context, name):
+    lab, context = browser_context
+    out = B.SCREENSHOTS / Path(name).stem
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    errors: list[str] = []
+    console: list[str] = []
+    page = _page(context, errors, console)
+    seconds = {}
+    try:
+        start = time.perf_counter()
+        state = B.run_all(page, lab, name, RUN_TIMEOUT)
+        outputs = page.evaluate(B.OUTPUTS_JS, name)
+        seconds["open and run all"] = time.perf_counter() - start
+        B.full_screenshot(page, name, out / "notebook.png")
+        seconds["screenshot"] = time.perf_counter() - start - sum(seconds.values())
+        found = B.problems(state, outputs)
+        assert not found, f"{name}: " + "; ".join(found) + f" (screenshots: {out})"
+        done = B.interact(page, name, state, out)
+        seconds["interactions"] = time.perf_counter() - start - sum(seconds.values())
+        (out / "report.json").write_text(json.dumps(dict(notebook=name, interactions=done, page_errors=errors,
+                                                         console_errors=console,
+                                                         seconds={k: round(v, 1) for k, v in seconds.items()},
+                                                         outputs=len(outputs)), indent=1))
+        unchanged = {k: v for k, v in done.items() if not v.startswith("changed")}
+        assert not unchanged, f"{name}: using a control changed nothing: {unchanged} (screenshots: {out})"
+        if any(o["is_widget"] for o in outputs):
+            assert done, f"{name}: widgets on the page but none of them has a control the test knows"
+        assert not errors, f"{name}: " + "; ".join(errors[:5])
+    finally:
+        with contextlib.suppress(Exception):
+            B.shut_down_kernel(page, name)
+        page.close()

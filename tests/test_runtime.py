@@ -33,6 +33,7 @@ def test_profiles_are_frozen_and_grow():
         PROFILES["quick"].epochs = 100
     q, s = PROFILES["quick"], PROFILES["standard"]
     assert q.train_size < s.train_size and q.epochs <= s.epochs and PROFILES["full"].train_size is None
+    assert {p.projection for p in PROFILES.values()} <= {"umap", "pca"} and s.projection == "umap"
 
 
 def test_seed_everything_reproduces():
