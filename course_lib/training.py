@@ -112,7 +112,7 @@ def fit(model: nn.Module, batches: Iterable, step: StepFn, *, epochs: int, lr: f
         _snapshot(model, snapshot, history, epoch=0)
     steps_per_epoch = len(batches) if hasattr(batches, "__len__") else None
     bar = tqdm(total=None if steps_per_epoch is None else steps_per_epoch * max(epochs - start, 0) - done_in_epoch,
-               disable=not progress, unit="step", dynamic_ncols=True)
+               disable=not progress, unit="step", dynamic_ncols=True, mininterval=0.5)  # 2 redraws a second
     first_step, losses = len(history.steps), []
     model.train()
     try:

@@ -71,7 +71,7 @@ def _page(context, errors: list, console: list | None = None):
     return page
 
 
-RENDERED = os.environ.get("COURSE_BROWSER_RENDER", "00,01")   # lessons rendered here ("all" for every one)
+RENDERED = os.environ.get("COURSE_BROWSER_RENDER", "01")   # lessons rendered here ("all" for every one)
 
 
 @pytest.fixture(scope="session")
