@@ -138,8 +138,18 @@ def _widget_body(w) -> str:
     return control or f'<div class="course-missing">({type(w).__name__}: open the notebook in JupyterLab)</div>'
 
 
+def _is_progress_bar(widget) -> bool:
+    import ipywidgets as W
+    return isinstance(widget, W.Box) and any(isinstance(c, (W.FloatProgress, W.IntProgress)) for c in widget.children)
+
+
 def widget_html(widget) -> str:
-    """Static HTML of a live ipywidgets view as it looks now: figures, text and disabled controls."""
+    """Static HTML of a live ipywidgets view as it looks now: figures, text and disabled controls.
+
+    A progress bar (tqdm's) gives "": at display time it is empty, and the page is better without it.
+    """
+    if _is_progress_bar(widget):
+        return ""
     return (f'<div class="course-widget"><div class="course-widget-note">{WIDGET_NOTE}</div>'
             f'{_widget_body(widget)}</div>')
 
@@ -260,7 +270,8 @@ def static_notebook(nb):
         if cell.cell_type == "markdown":
             cell.source = markdown_math_to_mathml(cell.source)
             continue
-        for out in cell.get("outputs", []):
+        cell.outputs = [o for o in cell.get("outputs", []) if o.get("data", {}).get("text/html", None) != ""]
+        for out in cell.outputs:
             data = out.get("data")
             if data and WIDGET_MIME in data:
                 data.pop(WIDGET_MIME)

@@ -34,6 +34,15 @@ def test_widget_html_draws_controls_with_their_values_and_the_figure():
     assert len(page) < 20_000, "the figure's data only: no plotly.js and no widget state in the page"
 
 
+def test_a_progress_bar_is_left_out_of_the_page():
+    from tqdm.notebook import tqdm
+    bar = tqdm(total=3, disable=False)
+    assert widget_html(bar.container) == ""
+    nb = _executed_notebook()
+    nb.cells[1].outputs[0]["data"]["text/html"] = ""
+    assert len(static_notebook(nb).cells[1].outputs) == 1
+
+
 def test_widget_html_names_a_widget_it_cannot_draw():
     assert "ColorPicker: open the notebook in JupyterLab" in widget_html(W.ColorPicker())
 
