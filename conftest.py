@@ -104,12 +104,15 @@ def pytest_terminal_summary(terminalreporter):
         import json
         folder = Path(__file__).resolve().parent / "build" / "browser"
         terminalreporter.write_sep("-", f"browser screenshots: {folder}")
+        ran = {r.nodeid.rsplit("[", 1)[-1].rstrip("]") for r in reports if "test_browser.py" in r.nodeid}
         for report in sorted(folder.glob("*/report.json")):
             r = json.loads(report.read_text())
+            if r["notebook"] not in ran:
+                continue   # left from an earlier run
             done = ", ".join(f"{kind} {result}" for kind, result in r["interactions"].items()) or "no widget controls"
             terminalreporter.write_line(f"{r['notebook']}: {done}")
         site = folder / "site_report.json"
-        if site.exists():
+        if site.exists() and any("test_rendered_course" in r.nodeid for r in reports):
             for page, r in json.loads(site.read_text()).items():
                 terminalreporter.write_line(f"rendered {page}: {r['drawn']}/{r['plots']} plotly figures drawn, "
                                             f"{r['images']} images, {r['math']} formulas, {r['mb']} MB")
