@@ -219,22 +219,23 @@ def lesson_table(start_page: Path | str) -> dict[str, Lesson]:
     return lessons
 
 
+def _set_environment(values: dict[str, str | None]) -> None:
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @contextmanager
 def _environment(**values: str | None):
+    """Set (None: unset) environment variables for the kernels started inside the block."""
     old = {k: os.environ.get(k) for k in values}
     try:
-        for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        _set_environment(values)
         yield
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        _set_environment(old)
 
 
 def execute_notebook(path: Path | str, profile: str = "standard", presentation: bool = False,
