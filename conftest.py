@@ -110,6 +110,8 @@ def pytest_terminal_summary(terminalreporter):
             if r["notebook"] not in ran:
                 continue   # left from an earlier run
             done = ", ".join(f"{kind} {result}" for kind, result in r["interactions"].items()) or "no widget controls"
+            if r.get("problems"):
+                done = "PROBLEMS: " + "; ".join(r["problems"])
             terminalreporter.write_line(f"{r['notebook']}: {done}")
         site = folder / "site_report.json"
         if site.exists() and any("test_rendered_course" in r.nodeid for r in reports):

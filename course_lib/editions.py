@@ -188,8 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     html = commands.add_parser("html", help="run every notebook and write the rendered course: static pages "
                                             "that open offline, with an index (see course_lib/render.py)")
     html.add_argument("out", type=Path, help="folder for index.html and one page per notebook (created if needed)")
-    html.add_argument("--profile", default="standard", choices=["quick", "standard", "full"],
-                      help="run size the notebooks execute in (default: standard)")
+    html.add_argument("--profile", default=None, choices=["quick", "standard", "full"],
+                      help="run size the notebooks execute in (default: $COURSE_PROFILE, else full on a GPU and "
+                           "standard otherwise, as in JupyterLab; standard takes about an hour on 2 cores)")
     html.add_argument("--presentation", action="store_true",
                       help="large type in the pages and the figures, for a projector")
     html.add_argument("--only", default="", help="comma-separated lesson numbers, e.g. 00,03 (default: all)")
@@ -211,9 +212,14 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [p for p in notebooks if not only or p.name[:2] in only]
         if not chosen:
             raise ValueError(f"--only {args.only!r} matches none of {[p.name[:2] for p in notebooks]}")
-        from .render import render_course
-        index = render_course(args.out, chosen, profile=args.profile, presentation=args.presentation,
-                              timeout=args.timeout)
+        from .render import RenderError, render_course
+        from .runtime import profile
+        try:
+            index = render_course(args.out, chosen, profile=profile(args.profile).name,
+                                  presentation=args.presentation, timeout=args.timeout)
+        except RenderError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         print(f"open {index.resolve()} in a browser (works offline)")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)

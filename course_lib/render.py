@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["widget_html", "install_static_display", "markdown_math_to_mathml", "lesson_table",
+__all__ = ["RenderError", "widget_html", "install_static_display", "markdown_math_to_mathml", "lesson_table",
            "execute_notebook", "static_notebook", "write_page", "write_index", "render_course"]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,10 +130,15 @@ def _widget_body(w) -> str:
     if isinstance(w, W.Label):
         return f'<span class="course-label">{html.escape(w.value)}</span>'
     if isinstance(w, W.Image):
+        if not w.value:
+            return ""
         data = base64.b64encode(bytes(w.value)).decode()
         return f'<img alt="image" src="data:image/{w.format or "png"};base64,{data}">'
     if isinstance(w, W.Output):
-        return f'<div class="course-output">{"".join(_output_html(o) for o in w.outputs)}</div>'
+        # What `with out: display(...)` shows lives in the front end (nbclient's widget state), not here:
+        # static_notebook fills this placeholder from that state.
+        return (f'<div class="course-output" data-course-output="{w.model_id}">'
+                f'{"".join(_output_html(o) for o in w.outputs)}</div>')
     control = _control(w)
     return control or f'<div class="course-missing">({type(w).__name__}: open the notebook in JupyterLab)</div>'
 
@@ -180,7 +185,9 @@ def install_static_display() -> None:
 
 # --- Markdown: formulas as MathML -----------------------------------------------------------------------
 _CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)
-_MATH = re.compile(r"\$\$(?P<block>.+?)\$\$|(?<![\\$])\$(?P<inline>[^$\n]+?)\$(?!\d)", re.S)
+# $$...$$, or $...$ whose first character is not a space or a digit and last not a space (so "$5 and $6"
+# stays text); a backslash-escaped \$ is never a delimiter
+_MATH = re.compile(r"(?<!\\)\$\$(?P<block>.+?)\$\$|(?<![\\$])\$(?P<inline>[^\s\d$][^$\n]*?)(?<![\s\\])\$(?!\d)", re.S)
 
 
 def markdown_math_to_mathml(text: str) -> str:
@@ -188,8 +195,8 @@ def markdown_math_to_mathml(text: str) -> str:
     from latex2mathml.converter import convert
 
     def math(m: re.Match) -> str:
-        if m["block"] is not None:
-            return "\n\n" + convert(m["block"].strip(), display="block") + "\n\n"
+        if m["block"] is not None:   # in place: inside a list item it must stay in the item
+            return convert(m["block"].strip(), display="block")
         return convert(m["inline"].strip())
 
     parts = _CODE.split(text)   # odd items are code: left alone
@@ -243,8 +250,8 @@ def execute_notebook(path: Path | str, profile: str = "standard", presentation: 
     """Run a notebook top to bottom in a fresh kernel, as the rendered course shows it.
 
     Returns (executed notebook, seconds). Raises nbclient's CellExecutionError, naming the cell, if a cell
-    fails. Progress bars are switched off (their last state is not worth a page) and matplotlib draws
-    inline even when MPLBACKEND is set for tests.
+    fails. Matplotlib draws inline even when MPLBACKEND is set for tests; progress bars are dropped from
+    the page by widget_html.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -252,8 +259,8 @@ def execute_notebook(path: Path | str, profile: str = "standard", presentation: 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     nb.cells.insert(0, nbformat.v4.new_code_cell(SETUP_SOURCE))
-    env = dict(COURSE_PROFILE=profile, COURSE_PRESENTATION="1" if presentation else None, TQDM_DISABLE="1",
-               MPLBACKEND=None, PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env = dict(COURSE_PROFILE=profile, COURSE_PRESENTATION="1" if presentation else None, MPLBACKEND=None,
+               PYDEVD_DISABLE_FILE_VALIDATION="1")
     if offline is not None:
         env["COURSE_OFFLINE"] = "1" if offline else None
     start = time.perf_counter()
@@ -265,8 +272,20 @@ def execute_notebook(path: Path | str, profile: str = "standard", presentation: 
     return nb, seconds
 
 
+_OUTPUT_SLOT = re.compile(r'(<div class="course-output" data-course-output="(?P<id>\w+)">)</div>')
+
+
+def _fill_output_widgets(html_text: str, state: dict) -> str:
+    """Put each Output widget's recorded outputs (nbclient's widget state) into its empty placeholder."""
+    def fill(m: re.Match) -> str:
+        outputs = state.get(m["id"], {}).get("state", {}).get("outputs", [])
+        return m[1] + "".join(_output_html(o) for o in outputs) + "</div>"
+    return _OUTPUT_SLOT.sub(fill, html_text)
+
+
 def static_notebook(nb):
     """The executed notebook made static: widget views replaced by their HTML, formulas by MathML."""
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = markdown_math_to_mathml(cell.source)
@@ -278,6 +297,7 @@ def static_notebook(nb):
                 data.pop(WIDGET_MIME)
                 if "text/html" in data:
                     data.pop("text/plain", None)   # the widget's repr, e.g. "VBox(children=...)"
+                    data["text/html"] = _fill_output_widgets(data["text/html"], state)
                 else:
                     data["text/html"] = f'<div class="course-missing">{WIDGET_NOTE}</div>'
                     data.pop("text/plain", None)
@@ -289,6 +309,7 @@ def write_page(nb, out: Path, title: str, nav: dict[str, str]) -> Path:
     """Write one static page with nbconvert (the course template: no CDN scripts)."""
     from nbconvert import HTMLExporter
 
+    nb.metadata["title"] = title   # the page's <title>
     exporter = HTMLExporter(template_name="course", extra_template_basedirs=[str(TEMPLATES)])
     exporter.exclude_input_prompt = exporter.exclude_output_prompt = True
     body, _ = exporter.from_notebook_node(nb, resources={"course": dict(nav, title=title)})
@@ -301,8 +322,10 @@ def write_index(out_dir: Path, rows: list[dict], profile: str, presentation: boo
     items = []
     for r in rows:
         mins = r["seconds"] / 60
-        took = f"{r['seconds']:.0f} s" if r["seconds"] < 90 else f"{mins:.1f} min"
-        items.append(f'<tr><td>{r["number"]}</td><td><a href="{html.escape(r["page"])}">{html.escape(r["title"])}</a>'
+        took = ("failed" if not r["page"] else f"{r['seconds']:.0f} s" if r["seconds"] < 90 else f"{mins:.1f} min")
+        link = (f'<a href="{html.escape(r["page"])}">{html.escape(r["title"])}</a>' if r["page"]
+                else html.escape(r["title"]))
+        items.append(f'<tr><td>{r["number"]}</td><td>{link}'
                      f'</td><td>{html.escape(r["shows"])}</td><td>{html.escape(r["lecture"])}</td>'
                      f'<td class="course-num">{took}</td></tr>')
     total = sum(r["seconds"] for r in rows) / 60
@@ -357,21 +380,40 @@ def render_course(out_dir: Path | str, notebooks: list[Path], profile: str = "st
     if presentation:
         css += "\n" + (TEMPLATES / "presentation.css").read_text(encoding="utf-8")
     (out_dir / "course.css").write_text(css, encoding="utf-8")
-    start_page = next((p for p in notebooks if p.name.startswith("00_")), ROOT / "notebooks" / "00_start_here.ipynb")
-    table = lesson_table(start_page) if Path(start_page).exists() else {}
+    start_page = notebooks[0].parent / "00_start_here.ipynb" if notebooks else None
+    if start_page is None or not start_page.exists():
+        start_page = ROOT / "notebooks" / "00_start_here.ipynb"
+    table = lesson_table(start_page) if start_page.exists() else {}
     pages = [p.with_suffix(".html").name for p in notebooks]
-    rows = []
+    rows, failed = [], []
     for i, path in enumerate(notebooks):
         log(f"[{i + 1}/{len(notebooks)}] {path.name} ({profile}) ...")
-        nb, seconds = execute_notebook(path, profile, presentation, timeout)
-        number = path.name[:2]
+        number, lesson = path.name[:2], table.get(path.name[:2])
+        try:
+            nb, seconds = execute_notebook(path, profile, presentation, timeout)
+        except Exception as err:   # one broken lesson must not cost the others (or the index)
+            first = (str(err).strip().splitlines() or [type(err).__name__])[-1][:300]
+            log(f"    FAILED: {first}")
+            failed.append(path.name)
+            rows.append(dict(number=number, page="", seconds=0.0, title=lesson.title if lesson else path.stem,
+                             shows=f"failed to run: {first}", lecture=lesson.lecture if lesson else ""))
+            continue
         title = _title(nb, path.stem)
         nav = {"index": "index.html", "prev": pages[i - 1] if i else "", "next": pages[i + 1] if i + 1 < len(pages) else "",
                "presentation": "course-presentation" if presentation else ""}
         page = write_page(static_notebook(nb), out_dir / pages[i], title, nav)
-        lesson = table.get(number)
         rows.append(dict(number=number, page=pages[i], seconds=seconds,
                          title=lesson.title if lesson else title, shows=lesson.shows if lesson else _summary(nb),
                          lecture=lesson.lecture if lesson else ""))
         log(f"    {seconds:.0f} s, {page.stat().st_size / 1e6:.2f} MB -> {page}")
-    return write_index(out_dir, rows, profile, presentation)
+    index = write_index(out_dir, rows, profile, presentation)
+    if failed:
+        raise RenderError(f"{len(failed)} of {len(notebooks)} notebooks failed ({', '.join(failed)}); the others "
+                          f"and the index are in {out_dir}")
+    return index
+
+
+class RenderError(RuntimeError):
+    """Some notebooks failed to run; the pages of the others and the index were written."""
+
+

@@ -240,11 +240,6 @@ def _plot_hover(loc):
     point.hover(force=True)
 
 
-def _plot_click(loc):
-    box = loc.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
-    loc.page.mouse.click(box["x"] + 0.35 * box["width"], box["y"] + 0.6 * box["height"])
-
-
 INTERACTIONS = {  # kind -> (CSS selector that finds one, the action)
     "slider": (".widget-slider .noUi-handle", _slider),
     "dropdown": (".widget-dropdown select", _dropdown),
@@ -255,8 +250,22 @@ INTERACTIONS = {  # kind -> (CSS selector that finds one, the action)
 }
 
 
+# What a widget shows, without its controls: its figures' data, shapes, images and titles, its images and its
+# text readouts. A moved slider handle changes pixels even when the kernel never answers; this does not.
+VIEW_JS = """(el) => JSON.stringify({
+  plots: Array.from(el.querySelectorAll('.js-plotly-plot')).map(p => JSON.stringify(
+    [p.data, (p.layout || {}).shapes, ((p.layout || {}).images || []).map(i => String(i.source).length + String(i.source).slice(-64)),
+     (p.layout || {}).title, (p.layout || {}).annotations])),
+  images: Array.from(el.querySelectorAll('img')).map(i => i.src.length + i.src.slice(-64)),
+  text: Array.from(el.querySelectorAll('.widget-html-content, .jp-OutputArea-output')).map(t => t.innerText)})"""
+
+
 def interact(page, name: str, state: dict, out_dir: Path, settle_ms: int = 1500, tries: int = 6) -> dict[str, str]:
-    """For each kind of control in the notebook's widgets, act on one and check the widget's picture changed.
+    """For each kind of control in the notebook's widgets, act on one and check that what the widget shows changed.
+
+    For controls, "what it shows" is VIEW_JS (figure data, images, readouts; not the controls themselves), so
+    the change must come from the kernel's callback. For hovering a plot point it is the plot's picture (the
+    tooltip is drawn by plotly in the browser).
 
     Returns {kind: "changed (cell N)" or "NOT changed: ..."}. A kind is tried on up to ``tries`` widget
     outputs (a control may legitimately change nothing in one view, e.g. a checkbox whose layer is empty).
@@ -271,15 +280,19 @@ def interact(page, name: str, state: dict, out_dir: Path, settle_ms: int = 1500,
             loc.scroll_into_view_if_needed()
             page.wait_for_timeout(300)
             stem = out_dir / f"cell{o['cell']:02d}_{kind.replace(' ', '-')}"
-            before = loc.screenshot(path=f"{stem}_before.png")
+
+            def view():
+                return loc.screenshot(path=f"{stem}_after.png") if kind == "plot hover" else loc.evaluate(VIEW_JS)
+            loc.screenshot(path=f"{stem}_before.png")
+            before = view()
             action(loc)
-            changed, after = False, before
+            changed = False
             for _ in range(max(1, 6000 // settle_ms)):   # the kernel answers the change: give it a few seconds
                 page.wait_for_timeout(settle_ms)
-                after = loc.screenshot(path=f"{stem}_after.png")
-                if after != before:
+                if view() != before:
                     changed = True
                     break
+            loc.screenshot(path=f"{stem}_after.png")
             results[kind] = f"changed (cell {o['cell']})" if changed else f"NOT changed (cell {o['cell']})"
             if changed:
                 break

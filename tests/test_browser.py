@@ -80,7 +80,7 @@ def rendered_course():
     site = B.SCREENSHOTS / "site"
     shutil.rmtree(site, ignore_errors=True)
     only = None if RENDERED == "all" else {n.strip() for n in RENDERED.split(",")}
-    chosen = [ROOT / "notebooks" / n for n in NOTEBOOKS if only is None or n[:2] in only]
+    chosen = [ROOT / "notebooks" / n for n in sorted(NOTEBOOKS) if only is None or n[:2] in only]
     render_course(site, chosen, profile="quick", timeout=RUN_TIMEOUT, log=lambda *a: None)
     return site
 
@@ -105,6 +105,8 @@ def test_rendered_course_opens_offline_with_every_figure_drawn(browser_context, 
               images: document.images.length,
               broken: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length,
               math: document.querySelectorAll('math').length,
+              missing: document.querySelectorAll('.course-missing').length,
+              empty_outputs: Array.from(document.querySelectorAll('.course-output')).filter(o => !o.innerHTML.trim()).length,
               links: Array.from(document.querySelectorAll('a')).map(a => a.getAttribute('href'))})""")
             page.screenshot(path=str(B.SCREENSHOTS / f"site_{path.stem}.png"), full_page=True)
         finally:
@@ -113,6 +115,8 @@ def test_rendered_course_opens_offline_with_every_figure_drawn(browser_context, 
         assert not errors, f"{path.name}: {errors[:3]}"
         assert seen["drawn"] == seen["plots"], f"{path.name}: {seen['plots'] - seen['drawn']} plotly figures not drawn"
         assert not seen["broken"], f"{path.name}: {seen['broken']} images did not load"
+        assert not seen["missing"], f"{path.name}: {seen['missing']} widget parts drawn as 'open in JupyterLab'"
+        assert not seen["empty_outputs"], f"{path.name}: {seen['empty_outputs']} Output widgets drawn empty"
         for link in seen["links"]:
             if link and not link.startswith(("http", "#", "mailto:")):
                 assert (site / link.split("#")[0]).exists(), f"{path.name} links to {link}, which was not written"
@@ -133,7 +137,7 @@ def test_notebook_runs_in_jupyterlab_and_its_widgets_respond(browser_context, na
     errors: list[str] = []
     console: list[str] = []
     page = _page(context, errors, console)
-    seconds = {}
+    seconds, report = {}, dict(notebook=name, interactions={}, problems=[], page_errors=errors, console_errors=console)
     try:
         start = time.perf_counter()
         state = B.run_all(page, lab, name, RUN_TIMEOUT)
@@ -141,20 +145,18 @@ def test_notebook_runs_in_jupyterlab_and_its_widgets_respond(browser_context, na
         seconds["open and run all"] = time.perf_counter() - start
         B.full_screenshot(page, name, out / "notebook.png")
         seconds["screenshot"] = time.perf_counter() - start - sum(seconds.values())
-        found = B.problems(state, outputs)
+        report["problems"] = found = B.problems(state, outputs)
         assert not found, f"{name}: " + "; ".join(found) + f" (screenshots: {out})"
-        done = B.interact(page, name, state, out)
+        report["interactions"] = done = B.interact(page, name, state, out)
         seconds["interactions"] = time.perf_counter() - start - sum(seconds.values())
-        (out / "report.json").write_text(json.dumps(dict(notebook=name, interactions=done, page_errors=errors,
-                                                         console_errors=console,
-                                                         seconds={k: round(v, 1) for k, v in seconds.items()},
-                                                         outputs=len(outputs)), indent=1))
         unchanged = {k: v for k, v in done.items() if not v.startswith("changed")}
         assert not unchanged, f"{name}: using a control changed nothing: {unchanged} (screenshots: {out})"
         if any(o["is_widget"] for o in outputs):
             assert done, f"{name}: widgets on the page but none of them has a control the test knows"
         assert not errors, f"{name}: " + "; ".join(errors[:5])
     finally:
+        report["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
+        (out / "report.json").write_text(json.dumps(report, indent=1))   # also when the test failed
         with contextlib.suppress(Exception):
             B.shut_down_kernel(page, name)
         page.close()

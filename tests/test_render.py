@@ -49,9 +49,11 @@ def test_widget_html_names_a_widget_it_cannot_draw():
 
 @pytest.mark.parametrize("text, expected", [
     ("a $x^2$ b", r"a <math[^>]*><mrow><msup><mi>x</mi><mn>2</mn></msup></mrow></math> b"),
-    ("$$ L = \\tfrac12 d^2 $$", r'^\n\n<math[^>]*display="block"'),
+    ("$$ L = \\tfrac12 d^2 $$", r'^<math[^>]*display="block"'),
     ("cost `$x$` and ```\n$y$\n```", r"^cost `\$x\$` and ```\n\$y\$\n```$"),   # code is left alone
     ("no math here, 5 $ and more", r"^no math here, 5 \$ and more$"),
+    ("it costs $5 per run; the $\\alpha$ margin", r"^it costs \$5 per run; the <math.*<mi>&#x003B1;</mi>.*</math> margin$"),
+    ("* a list item:\n\n  $$ x^2 $$\n\n  goes on", r"^\* a list item:\n\n  <math[^>]*display=\"block\".*</math>\n\n  goes on$"),
 ])
 def test_markdown_math_to_mathml(text, expected):
     assert re.search(expected, markdown_math_to_mathml(text)), markdown_math_to_mathml(text)
@@ -67,6 +69,21 @@ def _executed_notebook():
     ]
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"m": {"_esm": "x" * 1000}}}}
     return nb
+
+
+def test_output_widgets_are_filled_from_the_recorded_widget_state():
+    out = W.Output()
+    nb = _executed_notebook()
+    nb.cells[1].outputs[0]["data"]["text/html"] = widget_html(W.VBox([W.Dropdown(options=["a"]), out]))
+    nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"][out.model_id] = {
+        "model_name": "OutputModel", "state": {"outputs": [
+            {"output_type": "display_data", "data": {"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"}}]}}
+    page = static_notebook(nb).cells[1].outputs[0]["data"]["text/html"]
+    assert f'data-course-output="{out.model_id}"><img alt="figure" src="data:image/png;base64,iVBORw0KGgo=">' in page
+
+
+def test_an_empty_image_widget_is_left_out():
+    assert "<img" not in widget_html(W.VBox([W.Image(value=b"")]))
 
 
 def test_static_notebook_keeps_the_static_view_and_drops_widget_state():
