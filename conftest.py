@@ -98,7 +98,8 @@ def _close_figures():
 
 def pytest_terminal_summary(terminalreporter):
     """Name the screenshots folder after a browser test run (tests/test_browser.py)."""
-    reports = [r for reports in terminalreporter.stats.values() for r in reports if hasattr(r, "nodeid")]
+    reports = [r for key in ("passed", "failed", "error") for r in terminalreporter.stats.get(key, [])
+               if hasattr(r, "nodeid")]   # tests that ran, not deselected ones
     if any("test_browser.py" in r.nodeid for r in reports):
         from pathlib import Path
         import json
