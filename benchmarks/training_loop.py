@@ -1,0 +1,136 @@
+"""course_lib's `fit` against a hand-written PyTorch loop and the usual tutorial pipeline, in one run.
+
+    uv run python benchmarks/training_loop.py            # on the CPU; --device cuda on a GPU
+
+Same model (DigitClassifier on 28 x 28 digits), same optimizer (Adam, lr 1e-3), same batch size, same
+number of images per epoch:
+
+* fit        course_lib.training.fit with TensorBatches: the images live on the device, a batch is one index
+* hand loop  the minimal loop: zero_grad, forward, cross-entropy, backward, step, over the same batches
+* DataLoader the tutorial pipeline: a dataset that turns each uint8 image into a PIL image and runs
+             torchvision's ToTensor on it (what torchvision.datasets.MNIST does), a DataLoader that collates
+             the samples, and .to(device) per batch
+
+Each row is the median of several one-epoch runs (fresh model each time, after one warm-up run), as images
+per second. The table is printed and written to benchmarks/results/training_loop-<device>.md.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import ToTensor
+
+from course_lib.data import TensorBatches, load_mnist
+from course_lib.models import DigitClassifier
+from course_lib.runtime import pick_device, seed_everything
+from course_lib.steps import classify_step
+from course_lib.training import fit
+
+
+class UInt8Digits(Dataset):
+    """torchvision.datasets.MNIST's per-sample path: uint8 array -> PIL image -> ToTensor()."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images = (images[:, 0] * 255).round().to(torch.uint8).numpy()    # (N, 28, 28) uint8
+        self.labels = labels.tolist()
+        self.transform = ToTensor()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return self.transform(Image.fromarray(self.images[i], mode="L")), self.labels[i]
+
+
+def timed(run) -> float:
+    t0 = time.perf_counter()
+    run()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: what pick_device() chooses)")
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--runs", type=int, default=5)
+    a = ap.parse_args()
+    device = pick_device(a.device)
+    images, labels = load_mnist("train", verbose=False)                   # (N, 1, 28, 28) in [0, 1]
+    n = len(labels)
+    x, y = images.to(device), labels.to(device)
+
+    def model():
+        seed_everything(0)
+        return DigitClassifier(size=(28, 28)).to(device)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def run_fit():
+        fit(model(), TensorBatches(x, y, batch_size=a.batch_size, seed=0), classify_step, epochs=1, progress=False)
+        sync()
+
+    def run_hand():
+        m = model()
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+        m.train()
+        for xb, yb in TensorBatches(x, y, batch_size=a.batch_size, seed=0):
+            loss = F.cross_entropy(m(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        sync()
+
+    loader = DataLoader(UInt8Digits(images, labels), batch_size=a.batch_size, shuffle=True, num_workers=0)
+
+    def run_loader():
+        m = model()
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+        m.train()
+        for xb, yb in loader:
+            xb, yb = xb.to(device), yb.to(device)
+            loss = F.cross_entropy(m(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        sync()
+
+    rows = {}
+    for name, run in (("fit (course_lib)", run_fit), ("hand loop", run_hand), ("DataLoader + ToTensor", run_loader)):
+        run()                                                                 # warm-up
+        times = [timed(run) for _ in range(a.runs)]
+        rows[name] = (statistics.median(times), min(times), max(times))
+        print(f"{name:>22}: median {rows[name][0]:.3f} s per epoch of {n} images", flush=True)
+
+    hand = rows["hand loop"][0]
+    machine = f"{platform.node() or 'machine'}, {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    if device.type == "cuda":
+        machine = torch.cuda.get_device_name(device)
+    table = (f"# Training loop: fit vs a hand-written loop vs a DataLoader pipeline\n\n{machine}; torch "
+             f"{torch.__version__}, torchvision {torchvision.__version__}; DigitClassifier 28 x 28, Adam, batch "
+             f"{a.batch_size}, one epoch of {n} images, median of {a.runs} runs after a warm-up\n\n"
+             "| pipeline | seconds per epoch (median, min-max) | images / s | time / hand loop's |\n|---|---|---|---|\n")
+    table += "".join(f"| {name} | {med:.3f} ({lo:.3f}-{hi:.3f}) | {n / med:,.0f} | {med / hand:.2f} |\n"
+                     for name, (med, lo, hi) in rows.items())
+    fit_t, loader_t = rows["fit (course_lib)"][0], rows["DataLoader + ToTensor"][0]
+    table += (f"\nfit's overhead over the hand loop: {100 * (fit_t / hand - 1):+.1f}%; fit's throughput / the "
+              f"DataLoader pipeline's: {loader_t / fit_t:.2f}x\n")
+    print(table)
+    out = Path(__file__).parent / "results" / f"training_loop-{device.type}.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(table)
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
