@@ -13,15 +13,14 @@ written to benchmarks/results/miners-cpu.md.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from pytorch_metric_learning.miners import BatchHardMiner, TripletMarginMiner
 
+from _common import machine, write_table
 from course_lib.mining import batch_hard_triplets, semi_hard_triplets
 
 
@@ -65,16 +64,12 @@ def main() -> None:
             rows.append((batch, batch // a.classes, name, 1e3 * t_ours, 1e3 * t_pml, len(mine[0]), differ))
             print(f"B={batch:<5} {name:<11} ours {1e3 * t_ours:9.2f} ms  PML {1e3 * t_pml:9.2f} ms  "
                   f"ours/PML {t_ours / t_pml:5.2f}  triplets {len(mine[0])}  differing {differ}", flush=True)
-    machine = f"{platform.node() or 'machine'}, {platform.machine()}, {torch.get_num_threads()} threads"
-    table = (f"# Miners: course_lib vs pytorch-metric-learning\n\n{machine}; torch {torch.__version__}; D={a.dim}, "
+    machine_name = machine()
+    table = (f"# Miners: course_lib vs pytorch-metric-learning\n\n{machine_name}; torch {torch.__version__}; D={a.dim}, "
              f"P={a.classes}, margin {a.margin}; median of {a.repeats} calls\n\n"
              "| B | K | miner | ours (ms) | PML (ms) | ours / PML | triplets | differing |\n|---|---|---|---|---|---|---|---|\n")
     table += "".join(f"| {b} | {k} | {n} | {o:.2f} | {t:.2f} | {o / t:.2f} | {c} | {d} |\n" for b, k, n, o, t, c, d in rows)
-    print(table)
-    out = Path(__file__).parent / "results" / "miners-cpu.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(table)
-    print(f"written to {out}")
+    write_table(table, "miners-cpu")
 
 
 if __name__ == "__main__":

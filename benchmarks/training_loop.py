@@ -17,10 +17,8 @@ per second. The table is printed and written to benchmarks/results/training_loop
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +27,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import ToTensor
 
+from _common import machine, write_table
 from course_lib.data import TensorBatches, load_mnist
 from course_lib.models import DigitClassifier
 from course_lib.runtime import pick_device, seed_everything
@@ -113,10 +112,8 @@ def main() -> None:
         print(f"{name:>22}: median {rows[name][0]:.3f} s per epoch of {n} images", flush=True)
 
     hand = rows["hand loop"][0]
-    machine = f"{platform.node() or 'machine'}, {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    if device.type == "cuda":
-        machine = torch.cuda.get_device_name(device)
-    table = (f"# Training loop: fit vs a hand-written loop vs a DataLoader pipeline\n\n{machine}; torch "
+    machine_name = machine(device)
+    table = (f"# Training loop: fit vs a hand-written loop vs a DataLoader pipeline\n\n{machine_name}; torch "
              f"{torch.__version__}, torchvision {torchvision.__version__}; DigitClassifier 28 x 28, Adam, batch "
              f"{a.batch_size}, one epoch of {n} images, median of {a.runs} runs after a warm-up\n\n"
              "| pipeline | seconds per epoch (median, min-max) | images / s | time / hand loop's |\n|---|---|---|---|\n")
@@ -125,11 +122,7 @@ def main() -> None:
     fit_t, loader_t = rows["fit (course_lib)"][0], rows["DataLoader + ToTensor"][0]
     table += (f"\nfit's overhead over the hand loop: {100 * (fit_t / hand - 1):+.1f}%; fit's throughput / the "
               f"DataLoader pipeline's: {loader_t / fit_t:.2f}x\n")
-    print(table)
-    out = Path(__file__).parent / "results" / f"training_loop-{device.type}.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(table)
-    print(f"written to {out}")
+    write_table(table, f"training_loop-{device.type}")
 
 
 if __name__ == "__main__":

@@ -10,15 +10,14 @@ table is printed and written to benchmarks/results/vision_ops-<machine>.md.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torchvision
 from torchvision.models.detection._utils import Matcher
 
+from _common import machine, write_table
 from course_lib.boxes import box_iou, match_anchors, make_anchors, nms
 from course_lib.detection import match_batch
 from course_lib.keypoints import soft_argmax2d
@@ -105,18 +104,12 @@ def main() -> None:
         row(f"soft_argmax2d, {b} x {k} maps of {s} x {s} (vs einsum)", lambda: soft_argmax2d(h),
             lambda: soft_argmax_reference(h), torch.allclose(soft_argmax2d(h), soft_argmax_reference(h), atol=1e-4))
 
-    machine = f"{platform.node() or 'machine'}, {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    if device.type == "cuda":
-        machine = torch.cuda.get_device_name(device)
-    header = (f"# Vision ops: course_lib vs torchvision\n\n{machine}; torch {torch.__version__}, torchvision "
+    machine_name = machine(device)
+    header = (f"# Vision ops: course_lib vs torchvision\n\n{machine_name}; torch {torch.__version__}, torchvision "
               f"{torchvision.__version__}; median of {a.repeats} calls\n\n"
               "| operation | same result | ours (ms) | theirs (ms) | ours / theirs |\n|---|---|---|---|---|\n")
     table = header + "".join(f"| {n} | {'yes' if s else 'NO'} | {o:.3f} | {t:.3f} | {r:.2f} |\n" for n, s, o, t, r in rows)
-    print(table)
-    out = Path(__file__).parent / "results" / f"vision_ops-{device.type}.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(table)
-    print(f"written to {out}")
+    write_table(table, f"vision_ops-{device.type}")
 
 
 if __name__ == "__main__":
