@@ -1,5 +1,4 @@
 """The rendered course (course_lib/render.py) without a browser: static widget views, MathML, pages, index."""
-import json
 import re
 
 import ipywidgets as W
