@@ -40,15 +40,18 @@ def draw_segments(starts: Tensor, ends: Tensor, size: int, width: float | Tensor
     clamp(width / 2 + 0.5 - d, 0, 1): full inside, a one-pixel ramp at the edge. width: one number, or
     one per image (N,)."""
     if isinstance(width, Tensor):
-        width = width[:, None, None]
-    device = starts.device
-    coords = torch.arange(size, device=device, dtype=starts.dtype)
-    p = torch.stack(torch.meshgrid(coords, coords, indexing="xy"), dim=-1).reshape(1, 1, -1, 2)   # (1, 1, P, 2)
-    a, b = starts[:, :, None, :], ends[:, :, None, :]                                  # (N, M, 1, 2)
-    ab = b - a
-    t = (((p - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-6)).clamp(0, 1)      # (N, M, P)
-    d = (p - (a + t[..., None] * ab)).norm(dim=-1)
-    ink = (width / 2 + 0.5 - d).clamp(0, 1).amax(dim=1)                                 # (N, P)
+        width = width[:, None]                                                          # (N, 1)
+    coords = torch.arange(size, device=starts.device, dtype=starts.dtype)
+    px, py = coords.repeat(size), coords.repeat_interleave(size)                        # (P,): x = column, y = row
+    ax, ay = starts[..., 0:1], starts[..., 1:2]                                        # (N, M, 1)
+    abx, aby = ends[..., 0:1] - ax, ends[..., 1:2] - ay
+    dx, dy = px - ax, py - ay                                                          # (N, M, P): a -> pixel
+    # the closest point of the segment is a + t ab with t in [0, 1]; (dx, dy) becomes pixel - that point
+    t = ((dx * abx + dy * aby) / (abx * abx + aby * aby).clamp_min(1e-6)).clamp_(0, 1)
+    dist2 = dx.sub_(t * abx).square_() + dy.sub_(t * aby).square_()
+    # the ramp is the same for every stroke of an image, so the brightest stroke is the nearest one
+    d = dist2.amin(dim=1).sqrt_()                                                       # (N, P)
+    ink = (width / 2 + 0.5 - d).clamp_(0, 1)
     return ink.reshape(-1, size, size)
 
 
@@ -109,9 +112,10 @@ def figures(n: int, g: torch.Generator, size: int = 64, hard: bool = False, devi
         starts = u(n, k, 2) * size
         ends = starts + (u(n, k, 2) * 2 - 1) * size * 0.35
         present = (torch.arange(k)[None, :] < torch.randint(2, k + 1, (n, 1), generator=g)).float()
-        clutter_each = torch.stack([draw_segments(starts[:, j:j + 1].to(device), ends[:, j:j + 1].to(device), size,
-                                                  1.5) for j in range(k)], 1)          # (n, k, S, S)
-        clutter = (clutter_each * present.to(device)[:, :, None, None] * 0.8).amax(1)
+        keep = present.bool()[..., None]                                                # (n, k, 1)
+        far = torch.full_like(starts, -1e4)                                             # absent strokes: no ink
+        clutter = 0.8 * draw_segments(torch.where(keep, starts, far).to(device), torch.where(keep, ends, far).to(device),
+                                      size, 1.5)                                        # (n, S, S)
         contrast = (0.35 + 0.65 * u(n)).to(device)[:, None, None]
         background = (0.25 * u(n)).to(device)[:, None, None]
         noise = torch.randn(n, size, size, generator=g).to(device) * 0.08

@@ -7,9 +7,21 @@ from torch import Tensor, nn
 
 from .geometry import warp
 
-__all__ = ["EmbeddingNet", "DigitClassifier", "STN"]
+__all__ = ["EmbeddingNet", "DigitClassifier", "STN", "fast_layout"]
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def fast_layout(module: nn.Module) -> nn.Module:
+    """Store the module's 4-D weights channels-last (each pixel's channels side by side in memory) and
+    return it. Values and shapes do not change; convolutions then run on that layout, and so do the
+    max-pools and ReLUs after them, which oneDNN (CPU) and cuDNN's tensor cores (GPU) do faster: 1.1-1.5x
+    per training step of the course's networks on a 2-core CPU (benchmarks/training_loop.py).
+
+    The course's networks also max-pool *before* the ReLU: max and ReLU commute (ReLU never changes
+    which value is largest), so the function is the same and the ReLU touches a quarter of the pixels.
+    """
+    return module.to(memory_format=torch.channels_last)
 
 
 class EmbeddingNet(nn.Module):
@@ -32,12 +44,13 @@ class EmbeddingNet(nn.Module):
             raise ValueError(f"input_size must be at least (16, 16) for two 5x5 conv + pool blocks, got {input_size}")
         self.embedding_dim, self.normalize, self.input_size = embedding_dim, normalize, (h, w)
         self.features = nn.Sequential(
-            nn.Conv2d(1, width, 5), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),              # (B, w, 12, 12)
-            nn.Conv2d(width, 2 * width, 5), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),  # (B, 2w, 4, 4)
+            nn.Conv2d(1, width, 5), nn.BatchNorm2d(width), nn.MaxPool2d(2), nn.ReLU(),              # (B, w, 12, 12)
+            nn.Conv2d(width, 2 * width, 5), nn.BatchNorm2d(2 * width), nn.MaxPool2d(2), nn.ReLU(),  # (B, 2w, 4, 4)
             nn.Flatten(),
         )                                                   # sizes for 28 x 28; 28 x 56 gives (B, 2w, 4, 11)
         flat = 2 * width * ((h - 4) // 2 - 4) // 2 * (((w - 4) // 2 - 4) // 2)
         self.head = nn.Sequential(nn.Linear(flat, 128), nn.ReLU(), nn.Linear(128, embedding_dim))
+        fast_layout(self)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1:] != (1, *self.input_size):
@@ -67,11 +80,12 @@ class DigitClassifier(nn.Module):
             raise ValueError(f"size must be at least (8, 8) for two conv + pool blocks, got {size}")
         self.size = (h, w)
         self.features = nn.Sequential(
-            nn.Conv2d(1, width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),                # (B, w, H/2, W/2)
-            nn.Conv2d(width, 2 * width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),        # (B, 2w, H/4, W/4)
+            nn.Conv2d(1, width, 5, padding=2), nn.MaxPool2d(2), nn.ReLU(),                # (B, w, H/2, W/2)
+            nn.Conv2d(width, 2 * width, 5, padding=2), nn.MaxPool2d(2), nn.ReLU(),        # (B, 2w, H/4, W/4)
             nn.Flatten())
         self.head = nn.Sequential(nn.Linear(2 * width * (h // 2 // 2) * (w // 2 // 2), 128), nn.ReLU(),
                                   nn.Linear(128, classes))
+        fast_layout(self)
 
     def forward(self, x: Tensor) -> Tensor:
         _check_images(x, self.size, "DigitClassifier")
@@ -94,12 +108,13 @@ class STN(nn.Module):
         super().__init__()
         self.size, self.out_size = tuple(size), tuple(out_size or size)
         self.localization = nn.Sequential(
-            nn.MaxPool2d(2), nn.Conv2d(1, width, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.MaxPool2d(2), nn.Conv2d(1, width, 5), nn.MaxPool2d(2), nn.ReLU(),
             nn.Conv2d(width, 2 * width, 5), nn.ReLU(), nn.Flatten())
         with torch.no_grad():
             flat = self.localization(torch.zeros(1, 1, *self.size)).shape[1]
         self.regressor = nn.Sequential(nn.Linear(flat, 32), nn.ReLU(), nn.Linear(32, 6))
         self.reset_to_identity()
+        fast_layout(self)
 
     def reset_to_identity(self) -> None:
         """Last layer: zero weights, bias = the identity theta [[1, 0, 0], [0, 1, 0]]."""

@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from course_lib.losses import contrastive_loss
-from course_lib.models import EmbeddingNet
+from course_lib.detection import TinyDetector
+from course_lib.models import STN, DigitClassifier, EmbeddingNet
+from course_lib.pose import PoseNet
 
 
 def n_params(net):
@@ -81,3 +83,47 @@ def test_embedding_net_normalize_puts_embeddings_on_the_unit_sphere():
     net = EmbeddingNet(embedding_dim=16, normalize=True)
     e = net(torch.rand(5, 1, 28, 28))
     assert torch.allclose(e.norm(dim=1), torch.ones(5))
+
+
+def _textbook_copy(net):
+    """The same weights in the textbook form: contiguous (N, C, H, W) weights and ReLU before max-pool."""
+    import copy
+    ref = copy.deepcopy(net).to(memory_format=torch.contiguous_format)
+    for module in ref.modules():
+        if isinstance(module, torch.nn.Sequential):
+            layers = list(module)
+            for i in range(len(layers) - 1):
+                if isinstance(layers[i], torch.nn.MaxPool2d) and isinstance(layers[i + 1], torch.nn.ReLU):
+                    layers[i], layers[i + 1] = layers[i + 1], layers[i]
+            for i, layer in enumerate(layers):
+                module[i] = layer
+    return ref
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: EmbeddingNet(embedding_dim=3, width=8), (5, 1, 28, 28)),
+    (lambda: DigitClassifier(size=(28, 28), width=8), (5, 1, 28, 28)),
+    (lambda: torch.nn.Sequential(STN(width=4), DigitClassifier(width=4)), (5, 1, 42, 42)),
+    (lambda: PoseNet("flat", joints=3, image_size=32, width=8), (5, 1, 32, 32)),
+    (lambda: PoseNet("integral", joints=3, image_size=32, width=8), (5, 1, 32, 32)),
+    (lambda: TinyDetector(2, classes=3, width=8), (5, 1, 32, 32)),
+], ids=["EmbeddingNet", "DigitClassifier", "STN+DigitClassifier", "PoseNet-flat", "PoseNet-integral", "TinyDetector"])
+def test_fast_layout_networks_compute_the_textbook_function(make, shape):
+    # channels-last weights and max-pool before ReLU: same outputs and gradients as the textbook network
+    torch.manual_seed(0)
+    net = make()
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    assert not all(c.weight.is_contiguous() for c in convs if c.in_channels > 1)   # really channels-last
+    ref = _textbook_copy(net)
+    assert any(isinstance(a, torch.nn.ReLU) and isinstance(b, torch.nn.MaxPool2d)
+               for m in ref.modules() if isinstance(m, torch.nn.Sequential) for a, b in zip(m, list(m)[1:]))
+    x = torch.rand(shape)
+    out, out_ref = net(x), ref(x)
+    torch.testing.assert_close(out, out_ref, rtol=1e-4, atol=1e-5)
+    out.square().sum().backward()
+    out_ref.square().sum().backward()
+    scale = max(q.grad.abs().max().item() for q in ref.parameters())
+    for (name, p), q in zip(net.named_parameters(), ref.parameters()):
+        # a conv bias before BatchNorm has a gradient of 0 up to rounding: compare on the network's scale
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-5 * scale, msg=lambda m: f"{name}: {m}")
