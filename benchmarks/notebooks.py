@@ -6,10 +6,12 @@
 Each notebook runs top to bottom as a student runs it (instructor edition, ``COURSE_PROFILE`` set for the
 kernel), one at a time, with all of the machine's cores. Per notebook and profile the table gives:
 
-* seconds: from starting the kernel to the last cell's reply (kernel start-up and imports included)
+* seconds: from starting the kernel to shutting it down (start-up, imports, every cell, and a last
+  cell this script adds to read the memory figures)
 * peak RSS: the kernel process's peak resident memory (``getrusage``), and on a GPU the peak memory
   that PyTorch allocated on it
-* slowest cell: where most of that time goes, with the cell's number and first line
+* slowest cell: where most of that time goes: the cell as JupyterLab numbers it after Run All (In [n])
+  and its first line
 
 Results are kept per device in benchmarks/results/notebooks-<device>.json, so profiles run on different
 days end up in one table (benchmarks/results/notebooks-<device>.md).
@@ -58,21 +60,21 @@ def run_notebook(path: Path, profile: str, timeout: int) -> dict:
     """Execute one notebook in a fresh kernel in ``profile``; its seconds, peak memory and slowest cell."""
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(PROBE))
+    stamp = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__}
     start = time.perf_counter()
-    try:
+    try:                                                     # a failed notebook is a row, not the end of the run
         with _environment(COURSE_PROFILE=profile, MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1"):
             NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
                            resources={"metadata": {"path": str(path.parent)}}).execute()
-    except Exception as e:                                   # a failed notebook is a row, not the end of the run
-        return {"seconds": time.perf_counter() - start, "error": f"{type(e).__name__}: {str(e)[-200:]}"}
-    seconds = time.perf_counter() - start
-    probe = next(o["text"] for o in nb.cells[-1].outputs if o.get("name") == "stdout" and "BENCHMARK" in o["text"])
-    memory = json.loads(probe.split("BENCHMARK ", 1)[1])
-    code = [(i, c) for i, c in enumerate(nb.cells[:-1]) if c.cell_type == "code"]
-    i, slow = max(code, key=lambda ic: cell_seconds(ic[1]))
+        seconds = time.perf_counter() - start
+        probe = next(o["text"] for o in nb.cells[-1].outputs if o.get("name") == "stdout" and "BENCHMARK" in o["text"])
+        memory = json.loads(probe.split("BENCHMARK ", 1)[1])
+        slow = max((c for c in nb.cells[:-1] if c.cell_type == "code"), key=cell_seconds)
+    except Exception as e:
+        return {**stamp, "seconds": time.perf_counter() - start, "error": f"{type(e).__name__}: {str(e)[-300:]}"}
     first = next((line for line in slow.source.splitlines() if line.strip()), "")
-    return {"seconds": seconds, "rss": memory["rss"], "gpu": memory["gpu"],
-            "slowest": {"cell": i, "seconds": cell_seconds(slow), "line": first[:60]}}
+    return {**stamp, "seconds": seconds, "rss": memory["rss"], "gpu": memory["gpu"],
+            "slowest": {"cell": slow.execution_count, "seconds": cell_seconds(slow), "line": first[:60]}}
 
 
 def table(results: dict, device: torch.device) -> str:
@@ -87,22 +89,31 @@ def table(results: dict, device: torch.device) -> str:
         if r is None:
             return ["not run"] + [""] * (2 if gpu else 1)
         if "error" in r:
-            return [f"FAILED after {r['seconds']:.0f}"] + [""] * (2 if gpu else 1)
+            return [f"FAILED after {r['seconds']:.0f} s (below)"] + [""] * (2 if gpu else 1)
         mb = lambda b: "" if b is None else f"{b / 2 ** 20:,.0f}"
         return [f"{r['seconds']:.1f}", mb(r["rss"])] + ([mb(r["gpu"])] if gpu else [])
 
     rows = "".join(f"| {n} | " + " | ".join(c for p in profiles for c in cells(results[p]["notebooks"].get(n)))
                    + " |\n" for n in names)
-    total = "| **all** | " + " | ".join(
-        c for p in profiles for c in [f"**{sum(r['seconds'] for r in results[p]['notebooks'].values()):.0f}**", ""]
-        + ([""] if gpu else [])) + " |\n"
-    slow = "\nWhere the time goes (slowest cell of each notebook):\n\n| profile | notebook | cell | s | first line |\n" \
-           "|---|---|---|---|---|\n" + "".join(
-               f"| {p} | {n} | {r['slowest']['cell']} | {r['slowest']['seconds']:.1f} | `{r['slowest']['line']}` |\n"
+    def total(p: str) -> str:
+        done = results[p]["notebooks"]
+        if len(done) < len(names) or any("error" in r for r in done.values()):
+            return "incomplete"
+        return f"**{sum(r['seconds'] for r in done.values()):.0f}**"
+
+    total_row = "| **all** | " + " | ".join(c for p in profiles for c in [total(p), ""] + ([""] if gpu else [])) + " |\n"
+    escape = lambda text: text.replace("|", "\\|")
+    slow = "\nWhere the time goes (slowest cell of each notebook, In [n] after Run All):\n\n" \
+           "| profile | notebook | In [n] | s | first line |\n|---|---|---|---|---|\n" + "".join(
+               f"| {p} | {n} | {r['slowest']['cell']} | {r['slowest']['seconds']:.1f} | `{escape(r['slowest']['line'])}` |\n"
                for p in profiles for n, r in sorted(results[p]["notebooks"].items()) if "slowest" in r)
-    runs = "".join(f"- {p}: {results[p]['machine']}, torch {results[p]['torch']}, {results[p]['date']}\n" for p in profiles)
+    failures = "".join(f"\n{p} / {n} failed: {escape(r['error'])}\n" for p in profiles
+                       for n, r in sorted(results[p]["notebooks"].items()) if "error" in r)
+    runs = "".join(f"- {p}: {results[p]['machine']}, torch "
+                   f"{', '.join(sorted({r['torch'] for r in results[p]['notebooks'].values()}))}, "
+                   f"{', '.join(sorted({r['date'] for r in results[p]['notebooks'].values()}))}\n" for p in profiles)
     return (f"# Notebooks: wall time and peak memory per profile\n\nEach notebook in a fresh kernel, one at a time "
-            f"(kernel start, imports and every cell).\n\n{runs}\n{head}{rows}{total}{slow}")
+            f"(kernel start, imports and every cell).\n\n{runs}\n{head}{rows}{total_row}{slow}{failures}")
 
 
 def main() -> None:
@@ -124,7 +135,7 @@ def main() -> None:
     results = json.loads(store.read_text()) if store.exists() else {}
     for profile in profiles:
         entry = results.setdefault(profile, {"notebooks": {}})
-        entry.update(machine=machine(device), torch=torch.__version__, date=time.strftime("%Y-%m-%d"))
+        entry["machine"] = machine(device)
         for path in notebooks:
             r = run_notebook(path, profile, a.timeout)
             entry["notebooks"][path.stem] = r

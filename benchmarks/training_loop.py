@@ -11,14 +11,18 @@ number of images per epoch:
              torchvision's ToTensor on it (what torchvision.datasets.MNIST does), a DataLoader that collates
              the samples, and .to(device) per batch
 
-Two more rows show what the course's network layout and mixed precision are worth:
+More rows show what the course's network layout and mixed precision are worth:
 
 * "textbook layout": the same network as a tutorial writes it, (N, C, H, W) weights and ReLU before
              max-pool (course_lib.models.fast_layout keeps weights channels-last and pools first)
 * "fit, mixed precision": fit(amp=True), bfloat16 autocast; on CPUs with AMX or AVX-512 BF16 units
 
 Each row is the median of several one-epoch runs (fresh model each time, after one warm-up run), as images
-per second. The table is printed and written to benchmarks/results/training_loop-<device>.md.
+per second. Below the table, what the hardware allows: the FLOPs of one training step (forward and
+backward, counted by torch.utils.flop_counter) against the rate of a large matrix product on the same
+device, fp32 and bfloat16: near that rate a step is bound by arithmetic, far below it by overheads
+(kernel launches on a GPU, memory traffic and Python on a CPU). The table is printed and written to
+benchmarks/results/training_loop-<device>.md.
 """
 from __future__ import annotations
 
@@ -57,6 +61,31 @@ class UInt8Digits(Dataset):
         return self.transform(Image.fromarray(self.images[i], mode="L")), self.labels[i]
 
 
+def matmul_flops_per_second(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    """The device's practical arithmetic rate: a large (n x n) @ (n x n) product, 2 n^3 FLOPs."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    times = []
+    for _ in range(repeats + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / statistics.median(times[1:])
+
+
+def step_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    """FLOPs of one training step's forward and backward pass (convolutions and matrix products)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
 def timed(run) -> float:
     t0 = time.perf_counter()
     run()
@@ -92,8 +121,8 @@ def main() -> None:
             progress=False)
         sync()
 
-    def run_hand():
-        m = model()
+    def run_hand(textbook: bool = False):
+        m = model(textbook)
         opt = torch.optim.Adam(m.parameters(), lr=1e-3)
         m.train()
         for xb, yb in TensorBatches(x, y, batch_size=a.batch_size, seed=0):
@@ -119,6 +148,7 @@ def main() -> None:
 
     rows = {}
     runs = (("fit (course_lib)", run_fit), ("hand loop", run_hand), ("DataLoader + ToTensor", run_loader),
+            ("hand loop, textbook layout", lambda: run_hand(textbook=True)),
             ("DataLoader + ToTensor, textbook layout", lambda: run_loader(textbook=True)),
             ("fit, mixed precision (bf16)" if device.type != "cuda" or torch.cuda.is_bf16_supported()
              else "fit, mixed precision (fp16)", lambda: run_fit(amp=True)))
@@ -139,12 +169,24 @@ def main() -> None:
                      for name, (med, lo, hi) in rows.items())
     fit_t, loader_t = rows["fit (course_lib)"][0], rows["DataLoader + ToTensor"][0]
     textbook_t, amp_t = rows["DataLoader + ToTensor, textbook layout"][0], rows[runs[-1][0]][0]
+    layout_gain = rows["hand loop, textbook layout"][0] / hand
     table += (f"\nfit's overhead over the hand loop: {100 * (fit_t / hand - 1):+.1f}%\n\n"
               f"fit's throughput / the DataLoader pipeline's: {loader_t / fit_t:.2f}x on the same network, "
               f"{textbook_t / fit_t:.2f}x against the textbook layout; with mixed precision {loader_t / amp_t:.2f}x "
               f"and {textbook_t / amp_t:.2f}x\n\n"
-              f"One step of the network alone (hand loop): {1000 * hand / steps:.1f} ms; the DataLoader's per-sample "
-              f"path adds {1000 * (loader_t - hand) / steps:.1f} ms per batch of {a.batch_size}\n")
+              f"One step of the network alone (hand loop): {1000 * hand / steps:.1f} ms ({layout_gain:.2f}x faster than "
+              f"the textbook layout's); the DataLoader's per-sample path adds {1000 * (loader_t - hand) / steps:.1f} ms "
+              f"per batch of {a.batch_size}\n")
+    flops = step_flops(model(), x[:a.batch_size], y[:a.batch_size])
+    rate32, rate16 = (matmul_flops_per_second(device, dt) for dt in (torch.float32, torch.bfloat16))
+    achieved = flops * steps / fit_t
+    table += (f"\nWhat the hardware allows: one step is {flops / 1e9:.2f} GFLOP (forward + backward, batch "
+              f"{a.batch_size}); fit runs it at {achieved / 1e9:.0f} GFLOP/s, {100 * achieved / rate32:.0f}% of a "
+              f"2048 x 2048 fp32 matrix product's rate on this device ({rate32 / 1e9:.0f} GFLOP/s; bfloat16: "
+              f"{rate16 / 1e9:.0f} GFLOP/s). At that rate the step would take {1000 * flops / rate32:.1f} ms (fp32); "
+              f"it takes {1000 * fit_t / steps:.1f} ms. For fit to run 3x as fast as the DataLoader pipeline, a step "
+              f"would have to take at most {1000 * (loader_t - hand) / steps / 2:.1f} ms (half of the per-sample "
+              f"path's {1000 * (loader_t - hand) / steps:.1f} ms).\n")
     write_table(table, f"training_loop-{device.type}")
 
 

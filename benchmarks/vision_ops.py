@@ -1,11 +1,13 @@
-"""course_lib's box operations and soft-argmax against torchvision's, side by side, in one run.
+"""course_lib's box operations and soft-argmax against torchvision's and kornia's, side by side, in one run.
 
     uv run python benchmarks/vision_ops.py            # on the CPU; --device cuda on a GPU
 
 Ours are written to be read (lessons 06 and 07), theirs to be fast: the table says by how much, at the
 sizes the lessons use and at larger ones. Each row checks first that both give the same answer, then
-reports the median wall time of repeated calls and the ratio ours / theirs (> 1: ours is slower). The
-table is printed and written to benchmarks/results/vision_ops-<machine>.md.
+reports the median wall time of repeated calls and the ratio ours / theirs (> 1: ours is slower). kornia
+(a dev dependency) has counterparts for box IoU (kornia.metrics.mean_iou_bbox), NMS
+(kornia.geometry.bbox.nms) and soft-argmax (kornia.geometry.subpix.spatial_soft_argmax2d); "-" where it
+has none. The table is printed and written to benchmarks/results/vision_ops-<device>.md.
 """
 from __future__ import annotations
 
@@ -21,6 +23,14 @@ from _common import machine, write_table
 from course_lib.boxes import box_iou, match_anchors, make_anchors, nms
 from course_lib.detection import match_batch
 from course_lib.keypoints import soft_argmax2d
+
+try:
+    import kornia
+    from kornia.geometry.bbox import nms as kornia_nms
+    from kornia.geometry.subpix import spatial_soft_argmax2d
+    from kornia.metrics import mean_iou_bbox as kornia_box_iou
+except ImportError:                                          # the table says "not installed"
+    kornia = None
 
 
 def median_seconds(fn, repeats: int, device: torch.device) -> float:
@@ -67,15 +77,20 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     rows = []
 
-    def row(name, ours, theirs, same):
+    def row(name, ours, theirs, same, korn=None):
+        """korn: (kornia's function, whether it gives our answer), or None where kornia has no counterpart."""
         t_ours, t_theirs = median_seconds(ours, a.repeats, device), median_seconds(theirs, a.repeats, device)
-        rows.append((name, same, 1e3 * t_ours, 1e3 * t_theirs, t_ours / t_theirs))
+        t_korn = median_seconds(korn[0], a.repeats, device) if korn and kornia else None
+        rows.append((name, same and (korn is None or kornia is None or korn[1]), 1e3 * t_ours, 1e3 * t_theirs,
+                     None if t_korn is None else 1e3 * t_korn))
 
     for n, m in ((384, 3), (2000, 20), (20000, 50)):
         anchors, gt = random_boxes(n, g).to(device), random_boxes(m, g).to(device)
         same = torch.allclose(box_iou(gt, anchors), torchvision.ops.box_iou(gt, anchors), atol=1e-6)
         row(f"box_iou, {m} gt x {n} anchors", lambda: box_iou(gt, anchors),
-            lambda: torchvision.ops.box_iou(gt, anchors), same)
+            lambda: torchvision.ops.box_iou(gt, anchors), same,
+            kornia and (lambda: kornia_box_iou(gt, anchors),
+                        torch.allclose(box_iou(gt, anchors), kornia_box_iou(gt, anchors), atol=1e-6)))
         labels_ours = match_anchors(anchors, gt)[0]
         labels_tv = torchvision_labels(torchvision.ops.box_iou(gt, anchors), 0.7, 0.3)
         row(f"anchor matching, {m} gt x {n} anchors", lambda: match_anchors(anchors, gt),
@@ -85,7 +100,9 @@ def main() -> None:
         boxes = random_boxes(n, g, size=200.0).to(device)
         scores = torch.rand(n, generator=g).to(device)
         same = torch.equal(nms(boxes, scores, 0.5), torchvision.ops.nms(boxes, scores, 0.5))
-        row(f"nms, {n} boxes", lambda: nms(boxes, scores, 0.5), lambda: torchvision.ops.nms(boxes, scores, 0.5), same)
+        row(f"nms, {n} boxes", lambda: nms(boxes, scores, 0.5), lambda: torchvision.ops.nms(boxes, scores, 0.5), same,
+            kornia and (lambda: kornia_nms(boxes, scores, 0.5), torch.equal(nms(boxes, scores, 0.5),
+                                                                            kornia_nms(boxes, scores, 0.5))))
     # a batch of 64 canvases, 384 anchors, up to 3 digits each: our batched matcher vs a loop of torchvision's
     anchors = make_anchors((8, 8), 8, [10, 16, 24], [1, 2], device=device)
     gt = torch.stack([random_boxes(3, g, size=48.0) for _ in range(64)]).to(device)
@@ -101,14 +118,21 @@ def main() -> None:
         bool((ours == theirs).all()))
     for b, k, s in ((32, 11, 16), (256, 17, 64)):
         h = torch.randn(b, k, s, s, generator=g).to(device)
-        row(f"soft_argmax2d, {b} x {k} maps of {s} x {s} (vs einsum)", lambda: soft_argmax2d(h),
-            lambda: soft_argmax_reference(h), torch.allclose(soft_argmax2d(h), soft_argmax_reference(h), atol=1e-4))
+        one = torch.tensor(1.0, device=device)
+        row(f"soft_argmax2d, {b} x {k} maps of {s} x {s} (torchvision: none; vs einsum)", lambda: soft_argmax2d(h),
+            lambda: soft_argmax_reference(h), torch.allclose(soft_argmax2d(h), soft_argmax_reference(h), atol=1e-4),
+            kornia and (lambda: spatial_soft_argmax2d(h, one, normalized_coordinates=False),
+                        torch.allclose(soft_argmax2d(h), spatial_soft_argmax2d(h, one, False), atol=1e-4)))
 
     machine_name = machine(device)
-    header = (f"# Vision ops: course_lib vs torchvision\n\n{machine_name}; torch {torch.__version__}, torchvision "
-              f"{torchvision.__version__}; median of {a.repeats} calls\n\n"
-              "| operation | same result | ours (ms) | theirs (ms) | ours / theirs |\n|---|---|---|---|---|\n")
-    table = header + "".join(f"| {n} | {'yes' if s else 'NO'} | {o:.3f} | {t:.3f} | {r:.2f} |\n" for n, s, o, t, r in rows)
+    kornia_version = kornia.__version__ if kornia else "not installed (uv sync installs the dev group)"
+    header = (f"# Vision ops: course_lib vs torchvision and kornia\n\n{machine_name}; torch {torch.__version__}, "
+              f"torchvision {torchvision.__version__}, kornia {kornia_version}; median of {a.repeats} calls\n\n"
+              "| operation | same result | ours (ms) | torchvision (ms) | kornia (ms) | ours / torchvision | ours / kornia |\n"
+              "|---|---|---|---|---|---|---|\n")
+    table = header + "".join(
+        f"| {n} | {'yes' if s else 'NO'} | {o:.3f} | {t:.3f} | {'-' if k is None else f'{k:.3f}'} | {o / t:.2f} | "
+        f"{'-' if k is None else f'{o / k:.2f}'} |\n" for n, s, o, t, k in rows)
     write_table(table, f"vision_ops-{device.type}")
 
 

@@ -911,6 +911,8 @@ def check_soft_argmax(fn: Callable[[Tensor], Tensor]) -> bool:
               (t([[0.0, 0, 0], [0, _m.log(2), _m.log(4)], [0, 0, 0]]),), torch.tensor([[[16 / 13, 1.0]]])),
         _Case("a peak of 20 at row 0, column 3 of a 4 x 6 map", (t([[0.0] * 3 + [20.0] + [0.0] * 2] + [[0.0] * 6] * 3),)),
         _Case("random maps, B = 2, K = 3, 5 x 7", (torch.randn(2, 3, 5, 7, generator=g) * 3,), grad="match"),
+        _Case("random maps stored channels-last, as the course's networks return them (use reshape, not view)",
+              ((torch.randn(2, 3, 5, 7, generator=g) * 3).contiguous(memory_format=torch.channels_last),)),
     ]
     rules = [
         ("x is the COLUMN (the last dimension, 0 ... W - 1) and y the row: return (x, y), not (y, x).",

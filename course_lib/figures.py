@@ -38,7 +38,7 @@ def draw_segments(starts: Tensor, ends: Tensor, size: int, width: float | Tensor
     """Anti-aliased strokes: starts, ends (N, M, 2) pixel coordinates -> (N, size, size) in [0, 1], the
     brightest of the M strokes at each pixel. A pixel at distance d from a stroke gets
     clamp(width / 2 + 0.5 - d, 0, 1): full inside, a one-pixel ramp at the edge. width: one number, or
-    one per image (N,)."""
+    one per image (N,). Differentiable in starts and ends."""
     if isinstance(width, Tensor):
         width = width[:, None]                                                          # (N, 1)
     coords = torch.arange(size, device=starts.device, dtype=starts.dtype)
@@ -46,12 +46,14 @@ def draw_segments(starts: Tensor, ends: Tensor, size: int, width: float | Tensor
     ax, ay = starts[..., 0:1], starts[..., 1:2]                                        # (N, M, 1)
     abx, aby = ends[..., 0:1] - ax, ends[..., 1:2] - ay
     dx, dy = px - ax, py - ay                                                          # (N, M, P): a -> pixel
-    # the closest point of the segment is a + t ab with t in [0, 1]; (dx, dy) becomes pixel - that point
-    t = ((dx * abx + dy * aby) / (abx * abx + aby * aby).clamp_min(1e-6)).clamp_(0, 1)
-    dist2 = dx.sub_(t * abx).square_() + dy.sub_(t * aby).square_()
-    # the ramp is the same for every stroke of an image, so the brightest stroke is the nearest one
-    d = dist2.amin(dim=1).sqrt_()                                                       # (N, P)
-    ink = (width / 2 + 0.5 - d).clamp_(0, 1)
+    # the closest point of the segment is a + t ab with t in [0, 1]
+    t = ((dx * abx + dy * aby) / (abx * abx + aby * aby).clamp_min(1e-6)).clamp(0, 1)
+    dist2 = (dx - t * abx).square() + (dy - t * aby).square()                          # to the closest point
+    # the ramp falls with distance and is the same for every stroke of an image: the brightest stroke is the
+    # nearest one, so one square root per pixel (0 stays 0 without sqrt: sqrt has no gradient at 0)
+    near = dist2.amin(dim=1)                                                            # (N, P)
+    d = torch.where(near > 0, near.clamp_min(1e-30).sqrt(), 0.0)
+    ink = (width / 2 + 0.5 - d).clamp(0, 1)
     return ink.reshape(-1, size, size)
 
 

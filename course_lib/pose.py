@@ -41,7 +41,7 @@ class PoseNet(nn.Module):
             raise ValueError(f"image_size must be a multiple of {self.stride}, got {image_size}")
         self.head_name, self.joints, self.image_size = head, joints, image_size
         block = lambda i, o, pool=False: [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o),    # pool before ReLU:
-                                          *([nn.MaxPool2d(2)] if pool else []), nn.ReLU()]   # the same, 4x less work
+                                          *([nn.MaxPool2d(2)] if pool else []), nn.ReLU()]   # the same, ReLU on 1/4
         self.backbone = nn.Sequential(*block(1, width // 2, pool=True), *block(width // 2, width, pool=True),
                                       *block(width, 2 * width), *block(2 * width, 2 * width))
         c, side = 2 * width, image_size // self.stride

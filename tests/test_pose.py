@@ -94,3 +94,12 @@ def test_losses_are_zero_at_the_truth():
         pose_loss(direct, kp, kp, coord_loss="huber")
     with pytest.raises(ValueError, match="unknown head"):
         PoseNet("dense", 2)
+
+
+def test_draw_segments_is_differentiable_also_on_a_stroke():
+    # pixels exactly on a stroke (distance 0) and a zero-length stroke: finite gradients, as with norm()
+    starts = torch.tensor([[[2.0, 5.0], [3.0, 3.0]]], requires_grad=True)
+    ends = torch.tensor([[[8.0, 5.0], [3.0, 3.0]]], requires_grad=True)
+    draw_segments(starts, ends, size=11, width=torch.tensor([1.5])).sum().backward()
+    assert torch.isfinite(starts.grad).all() and torch.isfinite(ends.grad).all()
+    assert starts.grad.abs().sum() > 0
