@@ -82,7 +82,7 @@ def table(results: dict, device: torch.device) -> str:
     names = sorted({n for p in profiles for n in results[p]["notebooks"]})
     gpu = device.type == "cuda"
     head = "| notebook | " + " | ".join(
-        f"{p}: s | {p}: peak RSS MB" + (f" | {p}: peak GPU MB" if gpu else "") for p in profiles) + " |\n"
+        f"{p}: s | {p}: peak RSS MiB" + (f" | {p}: peak GPU MiB" if gpu else "") for p in profiles) + " |\n"
     head += "|---" * (1 + len(profiles) * (3 if gpu else 2)) + "|\n"
 
     def cells(r: dict | None) -> list[str]:
@@ -142,7 +142,7 @@ def main() -> None:
             store.parent.mkdir(exist_ok=True)
             store.write_text(json.dumps(results, indent=1) + "\n")          # kept even if a later one is stopped
             print(f"{profile:>8} {path.stem:<26} {r['seconds']:7.1f} s  "
-                  + (r["error"] if "error" in r else f"peak RSS {r['rss'] / 2 ** 20:,.0f} MB"), flush=True)
+                  + (r["error"] if "error" in r else f"peak RSS {r['rss'] / 2 ** 20:,.0f} MiB"), flush=True)
     write_table(table(results, device), f"notebooks-{device.type}")
 
 

@@ -1,6 +1,6 @@
 """Every benchmark, one after the other, each printing its table and writing it to benchmarks/results/.
 
-    uv run python benchmarks/run.py                    # all of them (the notebooks in standard take ~1 hour on 2 cores)
+    uv run python benchmarks/run.py                    # all of them (about 30 minutes on 2 cores, most of it the notebooks)
     uv run python benchmarks/run.py --skip notebooks   # the quick ones only (a few minutes)
 
 They run one at a time on purpose: two benchmarks at once would share the cores and time each other.
