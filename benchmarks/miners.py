@@ -14,24 +14,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 from pytorch_metric_learning.miners import BatchHardMiner, TripletMarginMiner
 
-from _common import machine, write_table
+from _common import machine, timings, write_table
 from course_lib.mining import batch_hard_triplets, semi_hard_triplets
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()                                                     # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def as_set(triplets) -> set:
@@ -58,7 +47,7 @@ def main() -> None:
         if batch <= a.max_semi_hard:
             cases["semi-hard"] = (lambda: semi_hard_triplets(e, labels, a.margin), lambda: pml_semi(e, labels))
         for name, (ours, pml) in cases.items():
-            t_ours, t_pml = median_seconds(ours, a.repeats), median_seconds(pml, a.repeats)
+            t_ours, t_pml = (statistics.median(timings(f, a.repeats)) for f in (ours, pml))
             mine, theirs = ours(), pml()
             differ = len(as_set(mine) ^ as_set(theirs))  # a few may sit on the margin within float32 rounding
             rows.append((batch, batch // a.classes, name, 1e3 * t_ours, 1e3 * t_pml, len(mine[0]), differ))

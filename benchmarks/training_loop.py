@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
@@ -38,9 +37,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import ToTensor
 
-from _common import machine, write_table
+from _common import machine, timings, write_table
 from course_lib.data import TensorBatches, load_mnist
-from course_lib.models import DigitClassifier
+from course_lib.models import DigitClassifier, textbook_layout
 from course_lib.runtime import pick_device, seed_everything
 from course_lib.steps import classify_step
 from course_lib.training import fit
@@ -65,16 +64,7 @@ def matmul_flops_per_second(device: torch.device, dtype: torch.dtype, n: int = 2
     """The device's practical arithmetic rate: a large (n x n) @ (n x n) product, 2 n^3 FLOPs."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    times = []
-    for _ in range(repeats + 1):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / statistics.median(times[1:])
+    return 2 * n ** 3 / statistics.median(timings(lambda: a @ b, repeats, device))
 
 
 def step_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
@@ -84,12 +74,6 @@ def step_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
         F.cross_entropy(model(x), y).backward()
     model.zero_grad(set_to_none=True)
     return counter.get_total_flops()
-
-
-def timed(run) -> float:
-    t0 = time.perf_counter()
-    run()
-    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -106,20 +90,11 @@ def main() -> None:
     def model(textbook: bool = False):
         seed_everything(0)
         m = DigitClassifier(size=(28, 28))
-        if textbook:                                   # contiguous weights, ReLU then max-pool
-            m = m.to(memory_format=torch.contiguous_format)
-            f = m.features
-            m.features = nn.Sequential(f[0], f[2], f[1], f[3], f[5], f[4], f[6])
-        return m.to(device)
-
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        return (textbook_layout(m) if textbook else m).to(device)
 
     def run_fit(amp: bool = False):
         fit(model(), TensorBatches(x, y, batch_size=a.batch_size, seed=0), classify_step, epochs=1, amp=amp,
             progress=False)
-        sync()
 
     def run_hand(textbook: bool = False):
         m = model(textbook)
@@ -130,7 +105,6 @@ def main() -> None:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        sync()
 
     loader = DataLoader(UInt8Digits(images, labels), batch_size=a.batch_size, shuffle=True, num_workers=0)
 
@@ -144,7 +118,6 @@ def main() -> None:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        sync()
 
     rows = {}
     runs = (("fit (course_lib)", run_fit), ("hand loop", run_hand), ("DataLoader + ToTensor", run_loader),
@@ -153,8 +126,7 @@ def main() -> None:
             ("fit, mixed precision (bf16)" if device.type != "cuda" or torch.cuda.is_bf16_supported()
              else "fit, mixed precision (fp16)", lambda: run_fit(amp=True)))
     for name, run in runs:
-        run()                                                                 # warm-up
-        times = [timed(run) for _ in range(a.runs)]
+        times = timings(run, a.runs, device)                                  # after a warm-up run
         rows[name] = (statistics.median(times), min(times), max(times))
         print(f"{name:>22}: median {rows[name][0]:.3f} s per epoch of {n} images", flush=True)
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 import torchvision
 from torchvision.models.detection._utils import Matcher
 
-from _common import machine, write_table
+from _common import machine, timings, write_table
 from course_lib.boxes import box_iou, match_anchors, make_anchors, nms
 from course_lib.detection import match_batch
 from course_lib.keypoints import soft_argmax2d
@@ -34,17 +33,7 @@ except ImportError:                                          # the table says "n
 
 
 def median_seconds(fn, repeats: int, device: torch.device) -> float:
-    fn()                                                     # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(timings(fn, repeats, device))
 
 
 def random_boxes(n: int, g: torch.Generator, size: float = 600.0) -> torch.Tensor:

@@ -155,7 +155,7 @@ class TinyDetector(nn.Module):
         head = lambda out: nn.Sequential(nn.Conv2d(c_in, c_in, 3, padding=1), nn.ReLU(),
                                          nn.Conv2d(c_in, anchors_per_cell * out, 1))
         self.box_head, self.class_head = head(5), head(classes)
-        fast_layout(self)                                      # channels-last weights: faster on CPU and GPU
+        fast_layout(self)                                      # channels-last weights (see fast_layout)
 
     def forward(self, x: Tensor) -> Tensor:
         features = self.backbone(x - 0.13)                                                # (B, C, H, W)

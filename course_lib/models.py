@@ -11,12 +11,14 @@ Two details make them faster without changing what they compute:
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import Tensor, nn
 
 from .geometry import warp
 
-__all__ = ["EmbeddingNet", "DigitClassifier", "STN", "fast_layout"]
+__all__ = ["EmbeddingNet", "DigitClassifier", "STN", "fast_layout", "textbook_layout"]
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
@@ -30,6 +32,18 @@ def fast_layout(module: nn.Module) -> nn.Module:
     (benchmarks/results/training_loop-cpu.md: the hand loop on both layouts).
     """
     return module.to(memory_format=torch.channels_last)
+
+
+def textbook_layout(module: nn.Module) -> nn.Module:
+    """A copy of a course network as textbooks write it: contiguous (N, C, H, W) weights and each ReLU
+    before its max-pool. Same weights, same function; the slow reference for tests and benchmarks."""
+    ref = copy.deepcopy(module).to(memory_format=torch.contiguous_format)
+    for seq in ref.modules():
+        if isinstance(seq, nn.Sequential):
+            for i in range(len(seq) - 1):
+                if isinstance(seq[i], nn.MaxPool2d) and isinstance(seq[i + 1], nn.ReLU):
+                    seq[i], seq[i + 1] = seq[i + 1], seq[i]
+    return ref
 
 
 class EmbeddingNet(nn.Module):

@@ -3,7 +3,7 @@ import torch
 
 from course_lib.losses import contrastive_loss
 from course_lib.detection import TinyDetector
-from course_lib.models import STN, DigitClassifier, EmbeddingNet
+from course_lib.models import STN, DigitClassifier, EmbeddingNet, textbook_layout
 from course_lib.pose import PoseNet
 
 
@@ -85,21 +85,6 @@ def test_embedding_net_normalize_puts_embeddings_on_the_unit_sphere():
     assert torch.allclose(e.norm(dim=1), torch.ones(5))
 
 
-def _textbook_copy(net):
-    """The same weights in the textbook form: contiguous (N, C, H, W) weights and ReLU before max-pool."""
-    import copy
-    ref = copy.deepcopy(net).to(memory_format=torch.contiguous_format)
-    for module in ref.modules():
-        if isinstance(module, torch.nn.Sequential):
-            layers = list(module)
-            for i in range(len(layers) - 1):
-                if isinstance(layers[i], torch.nn.MaxPool2d) and isinstance(layers[i + 1], torch.nn.ReLU):
-                    layers[i], layers[i + 1] = layers[i + 1], layers[i]
-            for i, layer in enumerate(layers):
-                module[i] = layer
-    return ref
-
-
 @pytest.mark.parametrize("make, shape", [
     (lambda: EmbeddingNet(embedding_dim=3, width=8), (5, 1, 28, 28)),
     (lambda: DigitClassifier(size=(28, 28), width=8), (5, 1, 28, 28)),
@@ -115,7 +100,7 @@ def test_fast_layout_networks_compute_the_textbook_function(make, shape):
     convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
     assert not all(c.weight.is_contiguous() for c in convs if c.in_channels > 1)   # really channels-last
-    ref = _textbook_copy(net)
+    ref = textbook_layout(net)
     assert any(isinstance(a, torch.nn.ReLU) and isinstance(b, torch.nn.MaxPool2d)
                for m in ref.modules() if isinstance(m, torch.nn.Sequential) for a, b in zip(m, list(m)[1:]))
     x = torch.rand(shape)
