@@ -29,7 +29,7 @@ from .runtime import data_dir
 
 __all__ = [
     "load_mnist", "download_mnist", "mnist_folder", "class_disjoint_split", "TwoDigitMNIST", "load_two_digit_mnist",
-    "TensorBatches", "PKSampler", "PairSampler", "TripletSampler",
+    "TensorBatches", "PKSampler", "PairSampler", "TripletSampler", "to_device",
 ]
 
 _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -282,6 +282,16 @@ def _two_digit_images(x: Tensor, classes: Tensor, pool: list[Tensor], n: int, g:
 
 # ----------------------------------------------------------------------------- batching
 
+def to_device(t: Tensor, device: torch.device | str) -> Tensor:
+    """Copy a small CPU tensor (indices, random parameters) to ``device`` without waiting for the GPU.
+
+    A plain ``t.to("cuda")`` waits until the GPU has finished all queued work (a host sync, once per
+    step when a sampler does it per batch); with ``non_blocking=True`` CUDA copies the tensor into its
+    own staging buffer at once and the GPU picks it up in order. On the CPU both are the same.
+    """
+    return t.to(device, non_blocking=True)
+
+
 def _generator(seed: int, epoch: int) -> torch.Generator:
     """A CPU generator that depends only on (seed, epoch), so a resumed run draws the same batches."""
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -337,7 +347,7 @@ class TensorBatches(_EpochSeeded):
         g = self._next_generator()
         device = self.tensors[0].device
         order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
-        order = order.to(device)
+        order = to_device(order, device)                              # one copy per epoch
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             yield tuple(t[idx] for t in self.tensors)
@@ -376,7 +386,7 @@ class _ClassIndex:
         ranks = keys.topk(min(k, width), dim=1).indices % self.count[cls, None]    # (P, K) without repeats
         if ranks.shape[1] < k:                                                     # K > every class size
             ranks = ranks.repeat(1, -(-k // ranks.shape[1]))[:, :k] % self.count[cls, None]
-        return self.order[self.start[cls, None] + ranks].flatten().to(self.device)  # (P*K,)
+        return self.order[self.start[cls, None] + ranks].flatten()                 # (P*K,) on the CPU
 
     def anchors(self, n: int, g: torch.Generator) -> Tensor:
         """n random samples that have at least one positive. -> (n,)"""
@@ -412,9 +422,9 @@ class PKSampler(_EpochSeeded):
 
     def __iter__(self) -> Iterator[Tensor]:
         g, ix = self._next_generator(), self.index
-        for _ in range(self.steps):
-            cls = torch.randperm(len(ix.classes), generator=g)[: self.p]             # (P,)
-            yield ix.sample_k(cls, self.k, g)                                        # (P*K,)
+        epoch = torch.stack([ix.sample_k(torch.randperm(len(ix.classes), generator=g)[: self.p], self.k, g)
+                             for _ in range(self.steps)])                            # (steps, P*K)
+        yield from to_device(epoch, ix.device)                                       # one copy per epoch
 
 
 class PairSampler(_EpochSeeded):
@@ -438,14 +448,17 @@ class PairSampler(_EpochSeeded):
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         g, ix = self._next_generator(), self.index
+        pairs = []
         for _ in range(self.steps):
             a_pos = ix.anchors(self.n_pos, g)
             b_pos = ix.positive_of(a_pos, g)                                           # same class, not itself
             a_neg = torch.randint(len(ix.class_of), (self.n_neg,), generator=g)
             b_neg = ix.negative_of(a_neg, g)                                           # any other class
-            i, j = torch.cat([a_pos, a_neg]), torch.cat([b_pos, b_neg])
-            same = torch.arange(self.batch_size) < self.n_pos
-            yield i.to(ix.device), j.to(ix.device), same.to(ix.device)
+            pairs.append(torch.stack([torch.cat([a_pos, a_neg]), torch.cat([b_pos, b_neg])]))   # (2, B)
+        i, j = to_device(torch.stack(pairs), ix.device).unbind(1)                      # (steps, B) each, one copy
+        same = to_device(torch.arange(self.batch_size) < self.n_pos, ix.device)        # (B,), the same every step
+        for k in range(self.steps):
+            yield i[k], j[k], same
 
 
 class TripletSampler(_EpochSeeded):
@@ -460,10 +473,13 @@ class TripletSampler(_EpochSeeded):
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         g, ix = self._next_generator(), self.index
+        triplets = []
         for _ in range(self.steps):
             a = ix.anchors(self.batch_size, g)
-            p, n = ix.positive_of(a, g), ix.negative_of(a, g)
-            yield a.to(ix.device), p.to(ix.device), n.to(ix.device)
+            triplets.append(torch.stack([a, ix.positive_of(a, g), ix.negative_of(a, g)]))   # (3, B)
+        epoch = to_device(torch.stack(triplets), ix.device)                           # (steps, 3, B), one copy
+        for a, p, n in epoch:
+            yield a, p, n
 
 
 def _main(argv: Sequence[str] | None = None) -> int:

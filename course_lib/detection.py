@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data import _EpochSeeded
+from .data import _EpochSeeded, to_device
 from .boxes import BACKGROUND, IGNORED, OBJECT, decode_boxes, encode_boxes, make_anchors, nms
 from .models import fast_layout
 
@@ -86,9 +86,11 @@ def digit_canvases(digits: Tensor, labels: Tensor, n: int, g: torch.Generator, c
     theta[:, 0, 0] = theta[:, 1, 1] = stretch.flatten()
     theta[:, 0, 2] = -stretch.flatten() * (cx.flatten() / canvas * 2 - 1)
     theta[:, 1, 2] = -stretch.flatten() * (cy.flatten() / canvas * 2 - 1)
-    grid = F.affine_grid(theta.to(device), (n * k, 1, canvas, canvas), align_corners=False)
-    placed = F.grid_sample(digits[pick.flatten().to(device)], grid, align_corners=False)  # (n*k, 1, S, S)
-    placed = placed.view(n, k, canvas, canvas) * present.to(device)[:, :, None, None]
+    # the random draws above are on the CPU (one seeded generator on every device): moved without a host sync
+    theta, pick, present = (to_device(t, device) for t in (theta, pick.flatten(), present))
+    grid = F.affine_grid(theta, (n * k, 1, canvas, canvas), align_corners=False)
+    placed = F.grid_sample(digits[pick], grid, align_corners=False)                      # (n*k, 1, S, S)
+    placed = placed.view(n, k, canvas, canvas) * present[:, :, None, None]
     ink = placed > INK
     rows, cols = ink.any(dim=3), ink.any(dim=2)                                           # (n, k, S)
     idx = torch.arange(canvas, device=device, dtype=torch.float32)
@@ -99,7 +101,7 @@ def digit_canvases(digits: Tensor, labels: Tensor, n: int, g: torch.Generator, c
     y2 = torch.where(rows, idx + 1, -big).amax(2)
     boxes = torch.stack([x1, y1, x2, y2], dim=2)                                          # (n, k, 4)
     has_ink = cols.any(2)
-    box_labels = torch.where(present.to(device) & has_ink, labels[pick.flatten()].view(n, k).to(device), -1)
+    box_labels = torch.where(present & has_ink, labels.to(device)[pick].view(n, k), -1)
     boxes = torch.where(box_labels[..., None] >= 0, boxes, torch.zeros_like(boxes))
     return Canvases(placed.amax(dim=1, keepdim=True).clamp(0, 1), boxes, box_labels)
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._checks import check_labels
-from .data import _EpochSeeded
+from .data import _EpochSeeded, to_device
 from .geometry import affine_theta, homography_grid
 
 __all__ = ["KINDS", "CANVAS", "distort", "DistortedBatches", "distorted_test_set"]
@@ -52,7 +52,7 @@ def distort(digits: Tensor, kind: str, g: torch.Generator) -> tuple[Tensor, dict
         corners = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]])      # (4, 2)
         moved = corners * scale[:, None, None] + 0.1 * torch.randn(n, 4, 2, generator=g)  # (B, 4, 2)
         h = _homography(moved, corners.expand(n, 4, 2))      # canvas point -> digit point
-        grid = homography_grid(h.to(digits.device, digits.dtype), (size, size))
+        grid = homography_grid(to_device(h.to(digits.dtype), digits.device), (size, size))
         images = F.grid_sample(digits, grid, padding_mode="zeros", align_corners=False)
         return images, {"angle": zeros, "scale": scale, "cx": zeros, "cy": zeros, "homography": h}
     if kind == "R":
@@ -66,7 +66,7 @@ def distort(digits: Tensor, kind: str, g: torch.Generator) -> tuple[Tensor, dict
     theta = affine_theta(-angle, stretch)                                                  # (B, 2, 3)
     centre = torch.stack([cx, cy], dim=1)[:, :, None]                                      # (B, 2, 1)
     theta[:, :, 2:] = -theta[:, :, :2] @ centre
-    grid = F.affine_grid(theta.to(digits.device, digits.dtype), (n, 1, size, size), align_corners=False)
+    grid = F.affine_grid(to_device(theta.to(digits.dtype), digits.device), (n, 1, size, size), align_corners=False)
     images = F.grid_sample(digits, grid, padding_mode="zeros", align_corners=False)
     return images, {"angle": angle, "scale": scale, "cx": cx, "cy": cy, "theta": theta}
 
@@ -111,7 +111,7 @@ class DistortedBatches(_EpochSeeded):
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         g = self._next_generator()
-        order = torch.randperm(len(self.labels), generator=g).to(self.labels.device)
+        order = to_device(torch.randperm(len(self.labels), generator=g), self.labels.device)
         for b in range(self.steps):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             images, _ = distort(self.digits[idx], self.kind, g)

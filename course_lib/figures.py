@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .data import to_device
+
 __all__ = ["JOINTS", "SIDES", "BONES", "Figures", "figures", "FigureBatches", "draw_segments"]
 
 JOINTS = ["head", "neck", "pelvis", "left elbow", "left hand", "right elbow", "right hand",
@@ -103,11 +105,11 @@ def figures(n: int, g: torch.Generator, size: int = 64, hard: bool = False, devi
     scale = torch.clamp((size - 1) / extent.amax(1), max=1.0)                            # shrink if too big
     joints, head_r, lo, extent = joints * scale[:, None, None], head_r * scale, lo * scale[:, None], extent * scale[:, None]
     offset = -lo + u(n, 2) * (size - 1 - extent).clamp_min(0)
-    joints = (joints + offset[:, None, :]).to(device)
-    head_r = head_r.to(device)
+    joints = to_device(joints + offset[:, None, :], device)
+    head_r = to_device(head_r, device)
 
-    width = (0.09 * torso * scale).clamp(1.5, 3.5).to(device)                           # stroke width, px
-    bones = torch.tensor(BONES, device=device)
+    width = to_device((0.09 * torso * scale).clamp(1.5, 3.5), device)              # stroke width, px
+    bones = to_device(torch.tensor(BONES), device)
     ink = _draw_figures(joints, bones, width, head_r, size)
     if hard:
         k = 5
@@ -116,11 +118,11 @@ def figures(n: int, g: torch.Generator, size: int = 64, hard: bool = False, devi
         present = (torch.arange(k)[None, :] < torch.randint(2, k + 1, (n, 1), generator=g)).float()
         keep = present.bool()[..., None]                                                # (n, k, 1)
         far = torch.full_like(starts, -1e4)                                             # absent strokes: no ink
-        clutter = 0.8 * draw_segments(torch.where(keep, starts, far).to(device), torch.where(keep, ends, far).to(device),
-                                      size, 1.5)                                        # (n, S, S)
-        contrast = (0.35 + 0.65 * u(n)).to(device)[:, None, None]
-        background = (0.25 * u(n)).to(device)[:, None, None]
-        noise = torch.randn(n, size, size, generator=g).to(device) * 0.08
+        starts, ends = (to_device(torch.where(keep, p, far), device) for p in (starts, ends))
+        clutter = 0.8 * draw_segments(starts, ends, size, 1.5)                          # (n, S, S)
+        contrast = to_device(0.35 + 0.65 * u(n), device)[:, None, None]
+        background = to_device(0.25 * u(n), device)[:, None, None]
+        noise = to_device(torch.randn(n, size, size, generator=g), device) * 0.08
         image = background + contrast * torch.maximum(ink, clutter) + noise
     else:
         image = ink

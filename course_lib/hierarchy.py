@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import check_embeddings, check_labels
-from .data import _ClassIndex, _EpochSeeded
+from .data import _ClassIndex, _EpochSeeded, to_device
 
 __all__ = ["class_distances", "within_class_distance", "tree_thresholds", "build_tree", "tree_merges",
            "dynamic_margin", "nearest_classes", "ClassTree", "LiveTree", "RebuildEachEpoch",
@@ -309,8 +309,9 @@ class AnchorNeighbourSampler(_EpochSeeded):
             self.tree.refresh(self.epoch)
         g = self._next_generator()
         distances = self._current().distances.detach().cpu()          # (C, C), one copy per epoch
-        for _ in range(self.steps):
-            yield self.index.sample_k(self.choose_classes(g, distances).flatten(), self.t, g)  # (anchors*m*t,)
+        epoch = torch.stack([self.index.sample_k(self.choose_classes(g, distances).flatten(), self.t, g)
+                             for _ in range(self.steps)])               # (steps, anchors*m*t) on the CPU
+        yield from to_device(epoch, self.index.device)                  # one copy to the device per epoch
 
 
 @dataclass(frozen=True)

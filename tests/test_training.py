@@ -166,8 +166,86 @@ def test_embed_batches_and_restores_mode():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_fit_on_cuda_with_mixed_precision():
+def test_fit_on_cuda_syncs_per_epoch_not_per_step():
+    import warnings
     x, y = (t.cuda() for t in toy_problem())
+    batches = TensorBatches(x, y, batch_size=4)                       # 16 steps per epoch
+    fit(make_model().cuda(), batches, mse_step, epochs=1, lr=0.05, progress=False)   # warm-up
     model = make_model().cuda()
-    history = fit(model, TensorBatches(x, y, batch_size=16), mse_step, epochs=20, lr=0.05, progress=False)
+    torch.cuda.set_sync_debug_mode("warn")                            # every host sync warns
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            history = fit(model, batches, mse_step, epochs=3, lr=0.05, progress=False)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    assert len(history.steps) == 48 and len(syncs) <= 4 * 3, [str(w.message)[:80] for w in syncs]
     assert history.epochs[-1]["loss"] < history.epochs[0]["loss"]
+    for amp in (True, False):
+        h = fit(make_model().cuda(), batches, mse_step, epochs=2, lr=0.05, progress=False, amp=amp)
+        assert all(isinstance(s["loss"], float) for s in h.steps)
+
+
+def test_fit_reads_no_loss_inside_an_epoch_without_a_progress_bar(monkeypatch):
+    """Reading a value on the host (``.item()``) waits for the GPU: fit reads the losses once per epoch."""
+    x, y = toy_problem()
+    reads = []
+    real_item = torch.Tensor.item
+    monkeypatch.setattr(torch.Tensor, "item", lambda t: reads.append(1) or real_item(t))
+    model = make_model()                              # SGD: Adam on the CPU reads its step count with .item()
+    history = fit(model, TensorBatches(x, y, batch_size=16), mse_step, epochs=2, progress=False,
+                  optimizer=torch.optim.SGD(model.parameters(), lr=0.05))
+    assert len(history.steps) == 8 and reads == []
+    assert all(isinstance(s["loss"], float) and isinstance(s["abs_error"], float) for s in history.steps)
+
+
+def test_fit_reads_the_loss_only_when_the_progress_bar_redraws(monkeypatch):
+    x, y = toy_problem(n=640)
+    reads = []
+    real_item = torch.Tensor.item
+    monkeypatch.setattr(torch.Tensor, "item", lambda t: reads.append(1) or real_item(t))
+    model = make_model()
+    fit(model, TensorBatches(x, y, batch_size=16), mse_step, epochs=2, progress=True,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.05))
+    assert 1 <= len(reads) < 80 / 4                                  # 80 steps in far less than a second
+
+
+def test_nondeterminism_warnings_become_one_line_once(capsys):
+    """On a GPU some ops (grid_sample's backward) warn at every step under deterministic mode: fit says
+    once what it means; other warnings are passed on unchanged."""
+    import warnings
+    from course_lib import training
+
+    training._noted.discard("fake_op_cuda")
+    x, y = toy_problem()
+
+    def warning_step(model, batch):
+        warnings.warn("fake_op_cuda does not have a deterministic implementation, but you set "
+                      "'torch.use_deterministic_algorithms(True, warn_only=True)'.", UserWarning)
+        return mse_step(model, batch)
+
+    def other_step(model, batch):
+        warnings.warn("something else", RuntimeWarning)
+        return mse_step(model, batch)
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        fit(make_model(), TensorBatches(x, y, batch_size=16), warning_step, epochs=2, progress=False)
+        fit(make_model(), TensorBatches(x, y, batch_size=16), warning_step, epochs=1, progress=False)
+        assert not shown
+        fit(make_model(), TensorBatches(x, y, batch_size=16), other_step, epochs=1, progress=False)
+    assert [str(w.message) for w in shown] and all(str(w.message) == "something else" for w in shown)
+    out = capsys.readouterr().out
+    assert out.count("no deterministic version of fake_op_cuda") == 1
+
+
+def test_fit_compiled_matches_eager():
+    """compile=True (torch.compile; CUDA graphs on a GPU) trains the same weights as the plain model."""
+    x, y = toy_problem()
+    eager, compiled = make_model(), make_model()
+    h1 = fit(eager, TensorBatches(x, y, batch_size=16, drop_last=True), mse_step, epochs=2, lr=0.05, progress=False)
+    h2 = fit(compiled, TensorBatches(x, y, batch_size=16, drop_last=True), mse_step, epochs=2, lr=0.05,
+             progress=False, compile=True)
+    torch.testing.assert_close(h1.step_values(), h2.step_values(), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(eager.weight, compiled.weight, rtol=1e-4, atol=1e-6)
