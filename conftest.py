@@ -3,6 +3,7 @@
 Set here (not in a fixture) so that the Jupyter kernels started by nbval inherit them too.
 """
 import os
+import re
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -119,3 +120,25 @@ def pytest_terminal_summary(terminalreporter):
             for page, r in json.loads(site.read_text()).items():
                 terminalreporter.write_line(f"rendered {page}: {r['drawn']}/{r['plots']} plotly figures drawn, "
                                             f"{r['images']} images, {r['math']} formulas, {r['mb']} MB")
+
+
+# --- No warnings in a student's notebook ---------------------------------------------------------------
+# A warning in a cell's output (a framework's "UserWarning: ..." on stderr) fails that cell, in both
+# editions: a student should never have to wonder whether it matters. Avoid its cause, or catch it where
+# it arises and say in one line what it means (as fit does for PyTorch's non-determinism warnings).
+_WARNING_TEXT = re.compile(r"\b\w*Warning: ")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    outputs = getattr(item, "test_outputs", None)                      # nbval's cell items keep their outputs
+    if call.when != "call" or not report.passed or not outputs:
+        return
+    warned = [o.get("text", "") for o in outputs
+              if o.get("output_type") == "stream" and o.get("name") == "stderr" and _WARNING_TEXT.search(o.get("text", ""))]
+    if warned:
+        report.outcome = "failed"
+        report.longrepr = ("The cell printed a warning (a student would see it):\n" + "\n".join(warned)[:2000] +
+                           "\nAvoid its cause, or catch it where it arises and say in one line what it means.")

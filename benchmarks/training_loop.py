@@ -16,6 +16,10 @@ More rows show what the course's network layout and mixed precision are worth:
 * "textbook layout": the same network as a tutorial writes it, (N, C, H, W) weights and ReLU before
              max-pool (course_lib.models.fast_layout keeps weights channels-last and pools first)
 * "fit, mixed precision": fit(amp=True), bfloat16 autocast; on CPUs with AMX or AVX-512 BF16 units
+* "fit, compile=True": torch.compile'd model (CUDA graphs on a GPU); on CUDA always, on a CPU with --compile
+
+The hand loop uses fit's optimizer (Adam, fused into one kernel on CUDA), so that the first two rows
+differ only by what fit adds; the DataLoader pipeline uses plain Adam, as a tutorial does.
 
 Each row is the median of several one-epoch runs (fresh model each time, after one warm-up run), as images
 per second. Below the table, what the hardware allows: the FLOPs of one training step (forward and
@@ -81,6 +85,7 @@ def main() -> None:
     ap.add_argument("--device", default=None, help="cpu or cuda (default: what pick_device() chooses)")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--compile", action="store_true", help="also time fit(compile=True) (always on CUDA)")
     a = ap.parse_args()
     device = pick_device(a.device)
     images, labels = load_mnist("train", verbose=False)                   # (N, 1, 28, 28) in [0, 1]
@@ -92,13 +97,13 @@ def main() -> None:
         m = DigitClassifier(size=(28, 28))
         return (textbook_layout(m) if textbook else m).to(device)
 
-    def run_fit(amp: bool = False):
+    def run_fit(amp: bool = False, compile: bool = False):
         fit(model(), TensorBatches(x, y, batch_size=a.batch_size, seed=0), classify_step, epochs=1, amp=amp,
-            progress=False)
+            compile=compile, progress=False)
 
     def run_hand(textbook: bool = False):
         m = model(textbook)
-        opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3, fused=device.type == "cuda")   # fit's optimizer
         m.train()
         for xb, yb in TensorBatches(x, y, batch_size=a.batch_size, seed=0):
             loss = F.cross_entropy(m(xb), yb)
@@ -125,6 +130,9 @@ def main() -> None:
             ("DataLoader + ToTensor, textbook layout", lambda: run_loader(textbook=True)),
             ("fit, mixed precision (bf16)" if device.type != "cuda" or torch.cuda.is_bf16_supported()
              else "fit, mixed precision (fp16)", lambda: run_fit(amp=True)))
+    if a.compile or device.type == "cuda":
+        runs += (("fit, compile=True" + (" (CUDA graphs)" if device.type == "cuda" else ""),
+                  lambda: run_fit(compile=True)),)
     for name, run in runs:
         times = timings(run, a.runs, device)                                  # after a warm-up run
         rows[name] = (statistics.median(times), min(times), max(times))
@@ -140,7 +148,7 @@ def main() -> None:
     table += "".join(f"| {name} | {med:.3f} ({lo:.3f}-{hi:.3f}) | {n / med:,.0f} | {med / hand:.2f} |\n"
                      for name, (med, lo, hi) in rows.items())
     fit_t, loader_t = rows["fit (course_lib)"][0], rows["DataLoader + ToTensor"][0]
-    textbook_t, amp_t = rows["DataLoader + ToTensor, textbook layout"][0], rows[runs[-1][0]][0]
+    textbook_t, amp_t = rows["DataLoader + ToTensor, textbook layout"][0], rows[runs[5][0]][0]
     layout_gain = rows["hand loop, textbook layout"][0] / hand
     table += (f"\nfit's overhead over the hand loop: {100 * (fit_t / hand - 1):+.1f}%\n\n"
               f"fit's throughput / the DataLoader pipeline's: {loader_t / fit_t:.2f}x on the same network, "

@@ -220,25 +220,37 @@ class TwoDigitMNIST:
     test_y: Tensor           # (M,) int64 in test_classes
     train_classes: tuple[int, ...]
     test_classes: tuple[int, ...]
+    val_x: Tensor | None = None    # (V, 1, 28, 56) images of val_classes from their own digit pool, or None
+    val_y: Tensor | None = None    # (V,) int64 in val_classes
+    val_classes: tuple[int, ...] = ()
 
     @staticmethod
     def name(label: int) -> str:
         return f"{int(label):02d}"
 
     def __repr__(self) -> str:
-        return (f"TwoDigitMNIST(train: {len(self.train_y):,} images of {len(self.train_classes)} classes, "
+        val = (f"validation: {len(self.val_y):,} images of {len(self.val_classes)} held-out training classes, "
+               if self.val_classes else "")
+        return (f"TwoDigitMNIST(train: {len(self.train_y):,} images of {len(self.train_classes)} classes, {val}"
                 f"test: {len(self.test_y):,} images of {len(self.test_classes)} unseen classes "
                 f"{', '.join(map(self.name, self.test_classes[:6]))}, ...)")
 
 
 def load_two_digit_mnist(per_class: int = 40, test_per_class: int | None = None, train_classes: int = 70,
-                         seed: int = 0, verbose: bool = True) -> TwoDigitMNIST:
+                         seed: int = 0, verbose: bool = True, val_classes: int = 0) -> TwoDigitMNIST:
     """Build the two-digit benchmark from the MNIST digits ``load_mnist`` finds (full or offline subset).
 
-    per_class:      images per training class; test_per_class: per unseen class (default: the same).
+    per_class:      images per training (and validation) class; test_per_class: per unseen class (default: the same).
     train_classes:  how many of the 100 classes to train on; the rest are the unseen test classes.
-    The digit images are split into two disjoint pools first, so that no single digit image appears
-    in both a training image and a test image. Everything is drawn from a generator seeded by ``seed``.
+    val_classes:    how many of the training classes to hold out as validation classes, for choosing
+                    settings (every k-th training class, k = train_classes // val_classes); they leave
+                    ``train_*`` and get ``val_*`` images.
+    The digit images are split into disjoint pools first: half of each digit's images for the test
+    classes, the rest for training, and with ``val_classes`` a share of that rest (val_classes /
+    train_classes) for the validation classes. So no single digit image appears in two of train,
+    validation and test, and a validation score cannot rest on digit images the network trained on.
+    Everything is drawn from a generator seeded by ``seed``; with ``val_classes=0`` the benchmark is
+    the same as without the argument.
     """
     test_per_class = per_class if test_per_class is None else test_per_class
     if per_class < 2 or test_per_class < 2:
@@ -246,22 +258,34 @@ def load_two_digit_mnist(per_class: int = 40, test_per_class: int | None = None,
                          f"test_per_class={test_per_class}")
     if not 1 <= train_classes <= 99:
         raise ValueError(f"train_classes must be between 1 and 99 (the rest are unseen), got {train_classes}")
+    if not 0 <= val_classes < train_classes:
+        raise ValueError(f"val_classes must be between 0 and train_classes - 1 = {train_classes - 1} (some classes "
+                         f"must stay for training), got {val_classes}")
     x = torch.cat([load_mnist("train", verbose=verbose)[0], load_mnist("test", verbose=False)[0]])
     y = torch.cat([load_mnist("train", verbose=False)[1], load_mnist("test", verbose=False)[1]])
     g = torch.Generator().manual_seed(seed)
     classes = torch.randperm(100, generator=g)
     seen, unseen = classes[:train_classes].sort().values, classes[train_classes:].sort().values
+    held = seen[:: train_classes // val_classes][:val_classes] if val_classes else seen[:0]   # validation classes
+    seen = seen[~torch.isin(seen, held)]
     pools = []                                        # pools[k][digit]: indices of that digit in pool k
     for digit in range(10):
         idx = torch.nonzero(y == digit).flatten()
         idx = idx[torch.randperm(len(idx), generator=g)]
-        pools.append((idx[: len(idx) // 2], idx[len(idx) // 2:]))
+        train_part, test_part = idx[: len(idx) // 2], idx[len(idx) // 2:]
+        n_val = round(len(train_part) * val_classes / train_classes)
+        pools.append((train_part[n_val:], test_part, train_part[:n_val]))
     train_x, train_y = _two_digit_images(x, seen, [p[0] for p in pools], per_class, g)
     test_x, test_y = _two_digit_images(x, unseen, [p[1] for p in pools], test_per_class, g)
+    val_x = val_y = None
+    if val_classes:
+        val_x, val_y = _two_digit_images(x, held, [p[2] for p in pools], per_class, g)
     if verbose:
-        print(f"two-digit MNIST: {len(seen)} training classes x {per_class} images, "
+        val = f", {len(held)} validation classes x {per_class} images" if val_classes else ""
+        print(f"two-digit MNIST: {len(seen)} training classes x {per_class} images{val}, "
               f"{len(unseen)} unseen classes x {test_per_class} images")
-    return TwoDigitMNIST(train_x, train_y, test_x, test_y, tuple(seen.tolist()), tuple(unseen.tolist()))
+    return TwoDigitMNIST(train_x, train_y, test_x, test_y, tuple(seen.tolist()), tuple(unseen.tolist()),
+                         val_x, val_y, tuple(held.tolist()))
 
 
 def _two_digit_images(x: Tensor, classes: Tensor, pool: list[Tensor], n: int, g: torch.Generator

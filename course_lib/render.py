@@ -39,6 +39,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .runtime import format_seconds
+
 __all__ = ["RenderError", "widget_html", "install_static_display", "markdown_math_to_mathml", "lesson_table",
            "execute_notebook", "static_notebook", "write_page", "write_index", "render_course"]
 
@@ -321,8 +323,7 @@ def write_index(out_dir: Path, rows: list[dict], profile: str, presentation: boo
     """index.html: one row per lesson with what it shows, its run time and the profile it ran in."""
     items = []
     for r in rows:
-        mins = r["seconds"] / 60
-        took = ("failed" if not r["page"] else f"{r['seconds']:.0f} s" if r["seconds"] < 90 else f"{mins:.1f} min")
+        took = "failed" if not r["page"] else format_seconds(r["seconds"])
         link = (f'<a href="{html.escape(r["page"])}">{html.escape(r["title"])}</a>' if r["page"]
                 else html.escape(r["title"]))
         items.append(f'<tr><td>{r["number"]}</td><td>{link}'
@@ -405,7 +406,7 @@ def render_course(out_dir: Path | str, notebooks: list[Path], profile: str = "st
         rows.append(dict(number=number, page=pages[i], seconds=seconds,
                          title=lesson.title if lesson else title, shows=lesson.shows if lesson else _summary(nb),
                          lecture=lesson.lecture if lesson else ""))
-        log(f"    {seconds:.0f} s, {page.stat().st_size / 1e6:.2f} MB -> {page}")
+        log(f"    {format_seconds(seconds)}, {page.stat().st_size / 1e6:.2f} MB -> {page}")
     index = write_index(out_dir, rows, profile, presentation)
     if failed:
         raise RenderError(f"{len(failed)} of {len(notebooks)} notebooks failed ({', '.join(failed)}); the others "

@@ -97,9 +97,11 @@ PROFILES: dict[str, Profile] = {
     # Laptop CPU default: a few minutes per notebook.
     "standard": Profile("standard", train_size=12_000, test_size=2_000, epochs=8, steps_per_epoch=60,
                         batch_size=128, explorer_points=1_000, umap_epochs=200, per_class=80, seeds=2),
-    # GPU default: all of the data.
-    "full": Profile("full", train_size=None, test_size=None, epochs=20, steps_per_epoch=400,
-                    batch_size=256, explorer_points=2_000, umap_epochs=200, per_class=400, seeds=3),
+    # GPU default: all of the data, twice standard's batch, 5 seeds, and standard's number of epochs (the
+    # curves have flattened by then: benchmarks/results/full_profile-cpu.md), sized so that each notebook takes
+    # about two minutes on one GPU: the GPU's speed goes into seeds and data, not into epochs past convergence.
+    "full": Profile("full", train_size=None, test_size=None, epochs=8, steps_per_epoch=80,
+                    batch_size=256, explorer_points=2_000, umap_epochs=200, per_class=400, seeds=5),
 }
 
 

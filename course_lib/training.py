@@ -127,6 +127,7 @@ def fit(model: nn.Module, batches: Iterable, step: StepFn, *, epochs: int, lr: f
     model.train()
     catcher = warnings.catch_warnings(record=True)      # PyTorch's warnings of the loop, passed on at the end
     caught = catcher.__enter__()
+    warnings.filterwarnings("once", message=".*" + _NONDETERMINISTIC)   # recorded once, even where warnings are errors
     try:
         for epoch in range(start, epochs):
             bar.set_description(f"epoch {epoch + 1}/{epochs}")

@@ -289,6 +289,28 @@ def test_two_digit_halves_are_the_right_digits_and_never_shared(two_digit_source
     assert len(x38) == 4 and source_y[left].tolist() == [3] * 4 and source_y[right].tolist() == [8] * 4
 
 
+def test_two_digit_validation_classes_have_their_own_digit_pool(two_digit_source):
+    """Three disjoint pools: no digit image is in two of train / validation / test."""
+    from course_lib.data import load_two_digit_mnist
+    index, source_y = two_digit_source
+    plain = load_two_digit_mnist(per_class=6, seed=0, verbose=False)
+    ds = load_two_digit_mnist(per_class=6, seed=0, verbose=False, val_classes=14)
+    assert ds.val_classes == plain.train_classes[::5] and len(ds.train_classes) == 56
+    assert sorted(ds.train_classes + ds.val_classes) == sorted(plain.train_classes)
+    assert ds.test_classes == plain.test_classes and "validation: 84 images of 14" in repr(ds)
+    assert set(ds.val_y.tolist()) == set(ds.val_classes) and ds.val_x.shape == (14 * 6, 1, 28, 56)
+    assert set(ds.train_y.tolist()) == set(ds.train_classes)
+    used = {}
+    for split, x, y in (("train", ds.train_x, ds.train_y), ("val", ds.val_x, ds.val_y), ("test", ds.test_x, ds.test_y)):
+        left, right = source_of_halves(index, x)
+        assert source_y[left].tolist() == (y // 10).tolist() and source_y[right].tolist() == (y % 10).tolist()
+        used[split] = set(left) | set(right)
+    assert not used["train"] & used["val"] and not used["val"] & used["test"] and not used["train"] & used["test"]
+    assert plain.val_x is None and plain.val_classes == ()                  # the default is unchanged
+    with pytest.raises(ValueError, match="val_classes must be between 0 and train_classes - 1"):
+        load_two_digit_mnist(per_class=4, train_classes=10, val_classes=10, verbose=False)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(per_class=1), "at least 2 images per class"),
     (dict(per_class=4, test_per_class=1), "test_per_class=1"),
