@@ -272,14 +272,18 @@ def load_two_digit_mnist(per_class: int = 40, test_per_class: int | None = None,
     for digit in range(10):
         idx = torch.nonzero(y == digit).flatten()
         idx = idx[torch.randperm(len(idx), generator=g)]
-        train_part, test_part = idx[: len(idx) // 2], idx[len(idx) // 2:]
-        n_val = round(len(train_part) * val_classes / train_classes)
-        pools.append((train_part[n_val:], test_part, train_part[:n_val]))
-    train_x, train_y = _two_digit_images(x, seen, [p[0] for p in pools], per_class, g)
-    test_x, test_y = _two_digit_images(x, unseen, [p[1] for p in pools], test_per_class, g)
+        pools.append((idx[: len(idx) // 2], idx[len(idx) // 2:]))                # training (and validation), test
     val_x = val_y = None
     if val_classes:
-        val_x, val_y = _two_digit_images(x, held, [p[2] for p in pools], per_class, g)
+        # draw the plain benchmark's training images first (and drop them): the test set is then its test set
+        _two_digit_images(x, torch.cat([seen, held]).sort().values, [p[0] for p in pools], per_class, g)
+    else:
+        train_x, train_y = _two_digit_images(x, seen, [p[0] for p in pools], per_class, g)
+    test_x, test_y = _two_digit_images(x, unseen, [p[1] for p in pools], test_per_class, g)
+    if val_classes:                  # the validation pool: a share val_classes / train_classes of each training pool
+        cut = [round(len(p[0]) * val_classes / train_classes) for p in pools]
+        train_x, train_y = _two_digit_images(x, seen, [p[0][c:] for p, c in zip(pools, cut)], per_class, g)
+        val_x, val_y = _two_digit_images(x, held, [p[0][:c] for p, c in zip(pools, cut)], per_class, g)
     if verbose:
         val = f", {len(held)} validation classes x {per_class} images" if val_classes else ""
         print(f"two-digit MNIST: {len(seen)} training classes x {per_class} images{val}, "
@@ -310,10 +314,13 @@ def to_device(t: Tensor, device: torch.device | str) -> Tensor:
     """Copy a small CPU tensor (indices, random parameters) to ``device`` without waiting for the GPU.
 
     A plain ``t.to("cuda")`` waits until the GPU has finished all queued work (a host sync, once per
-    step when a sampler does it per batch); with ``non_blocking=True`` CUDA copies the tensor into its
-    own staging buffer at once and the GPU picks it up in order. On the CPU both are the same.
+    step when a sampler does it per batch); with ``non_blocking=True`` CUDA copies a small tensor into its
+    own staging buffer at once and the GPU picks it up in order (a large one, megabytes, may still wait).
+    Only on CUDA: on Apple's MPS a non-blocking copy of a temporary CPU tensor can read it after it is
+    freed (pytorch/pytorch#139550), and on the CPU there is nothing to wait for.
     """
-    return t.to(device, non_blocking=True)
+    device = torch.device(device)
+    return t.to(device, non_blocking=device.type == "cuda")
 
 
 def _generator(seed: int, epoch: int) -> torch.Generator:
@@ -446,6 +453,8 @@ class PKSampler(_EpochSeeded):
 
     def __iter__(self) -> Iterator[Tensor]:
         g, ix = self._next_generator(), self.index
+        if not self.steps:
+            return
         epoch = torch.stack([ix.sample_k(torch.randperm(len(ix.classes), generator=g)[: self.p], self.k, g)
                              for _ in range(self.steps)])                            # (steps, P*K)
         yield from to_device(epoch, ix.device)                                       # one copy per epoch
@@ -472,6 +481,8 @@ class PairSampler(_EpochSeeded):
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         g, ix = self._next_generator(), self.index
+        if not self.steps:
+            return
         pairs = []
         for _ in range(self.steps):
             a_pos = ix.anchors(self.n_pos, g)
@@ -497,6 +508,8 @@ class TripletSampler(_EpochSeeded):
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         g, ix = self._next_generator(), self.index
+        if not self.steps:
+            return
         triplets = []
         for _ in range(self.steps):
             a = ix.anchors(self.batch_size, g)

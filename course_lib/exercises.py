@@ -970,20 +970,21 @@ def use_if_correct(student_fn: Callable, passed: bool, reference_fn: Callable, n
     return reference_fn
 
 
-def expect_at_least(value: float, threshold: float, what: str) -> bool:
+def expect_at_least(value: float, threshold: float, what: str, fix: str | None = None) -> bool:
     """Sanity check of a notebook result: prints ✓ if value ≥ threshold, else a ⚠ warning; returns whether it passed.
 
         expect_at_least(p1, 0.75, "precision@1")   # ✓ precision@1 = 0.93 (expected ≥ 0.75)
 
     It raises AssertionError only when the environment variable COURSE_STRICT is "1" (the test suite sets it):
     a student who changes a constant for an exercise gets a warning, not a Run All stopped by an assert.
+    ``fix`` replaces the usual advice in that warning, where rerunning would not help.
     """
     value = float(value)
     if value >= threshold:                                              # False for NaN too
         print(f"✓ {what} = {value:.3g} (expected ≥ {threshold:.3g})")
         return True
-    message = (f"⚠ {what} = {value:.3g} is below the expected {threshold:.3g}. If you changed a setting for an "
-               "exercise this can happen; otherwise run the notebook again from the top.")
+    message = f"⚠ {what} = {value:.3g} is below the expected {threshold:.3g}. " + (
+        fix or "If you changed a setting for an exercise this can happen; otherwise run the notebook again from the top.")
     if os.environ.get("COURSE_STRICT") == "1":
         raise AssertionError(message)
     print(message)

@@ -309,6 +309,8 @@ class AnchorNeighbourSampler(_EpochSeeded):
             self.tree.refresh(self.epoch)
         g = self._next_generator()
         distances = self._current().distances.detach().cpu()          # (C, C), one copy per epoch
+        if not self.steps:
+            return
         epoch = torch.stack([self.index.sample_k(self.choose_classes(g, distances).flatten(), self.t, g)
                              for _ in range(self.steps)])               # (steps, anchors*m*t) on the CPU
         yield from to_device(epoch, self.index.device)                  # one copy to the device per epoch

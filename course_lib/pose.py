@@ -26,17 +26,6 @@ __all__ = ["HEADS", "PoseNet", "pose_loss", "pose_step", "predict_keypoints"]
 HEADS = ("pool", "flat", "heatmap", "integral")
 
 
-class SpatialMean(nn.Module):
-    """The mean of each channel over the image: (B, C, H, W) -> (B, C, 1, 1), as ``nn.AdaptiveAvgPool2d(1)``.
-
-    Written as a mean because its backward is deterministic on CUDA too: AdaptiveAvgPool2d's CUDA backward
-    adds gradients with atomic operations in varying order, and PyTorch warns about it under
-    ``torch.use_deterministic_algorithms`` (what ``seed_everything`` turns on)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x.mean(dim=(2, 3), keepdim=True)
-
-
 class PoseNet(nn.Module):
     """images (B, 1, S, S) -> the head's raw output: (B, K, 2) coordinates in image pixels for "pool" and
     "flat", (B, K, S / 4, S / 4) maps for "heatmap" and "integral". Use :func:`predict_keypoints` for
@@ -57,7 +46,7 @@ class PoseNet(nn.Module):
                                       *block(width, 2 * width), *block(2 * width, 2 * width))
         c, side = 2 * width, image_size // self.stride
         if head == "pool":
-            self.head = nn.Sequential(SpatialMean(), nn.Flatten(), nn.Linear(c, 2 * joints))
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 2 * joints))
         elif head == "flat":
             self.head = nn.Sequential(nn.Flatten(), nn.Linear(c * side * side, 2 * joints))
         else:

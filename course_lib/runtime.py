@@ -97,9 +97,9 @@ PROFILES: dict[str, Profile] = {
     # Laptop CPU default: a few minutes per notebook.
     "standard": Profile("standard", train_size=12_000, test_size=2_000, epochs=8, steps_per_epoch=60,
                         batch_size=128, explorer_points=1_000, umap_epochs=200, per_class=80, seeds=2),
-    # GPU default: all of the data, twice standard's batch, 5 seeds, and standard's number of epochs (the
-    # curves have flattened by then: benchmarks/results/full_profile-cpu.md), sized so that each notebook takes
-    # about two minutes on one GPU: the GPU's speed goes into seeds and data, not into epochs past convergence.
+    # GPU default: all of the data, twice standard's batch, 5 seeds, and standard's number of epochs (03's and
+    # 07's curves flatten at epoch 8-9 with these sizes: benchmarks/results/full_profile-cpu.md), sized so that
+    # each notebook takes about two minutes on one GPU (offline data): the GPU's speed goes into seeds and data.
     "full": Profile("full", train_size=None, test_size=None, epochs=8, steps_per_epoch=80,
                     batch_size=256, explorer_points=2_000, umap_epochs=200, per_class=400, seeds=5),
 }
@@ -134,6 +134,9 @@ def significant(x: float, digits: int = 2) -> str:
         return f"{x:g}"
     decimals = digits - 1 - math.floor(math.log10(abs(x)))
     rounded = round(x, decimals)
+    if rounded and math.floor(math.log10(abs(rounded))) > math.floor(math.log10(abs(x))):   # 9.96 -> 10: one digit up
+        decimals -= 1
+        rounded = round(x, decimals)
     if decimals <= 0:
         return f"{rounded:,.0f}"
     return f"{rounded:.{decimals}f}"

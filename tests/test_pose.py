@@ -104,10 +104,3 @@ def test_draw_segments_is_differentiable_also_on_a_stroke():
     assert torch.isfinite(starts.grad).all() and torch.isfinite(ends.grad).all()
     assert starts.grad.abs().sum() > 0
 
-
-def test_spatial_mean_is_adaptive_average_pooling():
-    from course_lib.pose import SpatialMean
-    x = torch.randn(3, 5, 4, 6, requires_grad=True)
-    torch.testing.assert_close(SpatialMean()(x), torch.nn.AdaptiveAvgPool2d(1)(x))
-    SpatialMean()(x).square().sum().backward()
-    torch.testing.assert_close(x.grad, 2 * x.detach().mean((2, 3), keepdim=True).expand_as(x) / 24)

@@ -77,7 +77,7 @@ def test_significant_and_format_seconds():
     from course_lib.runtime import format_seconds, significant
     assert [significant(v) for v in (1_120_368, 0.004217, 99.96, -3.14159, 0.0)] == \
         ["1,100,000", "0.0042", "100", "-3.1", "0"]
-    assert significant(2.0, 3) == "2.00"
+    assert significant(2.0, 3) == "2.00" and significant(9.96) == "10" and significant(0.0996) == "0.10"
     assert [format_seconds(v) for v in (0, 8.9e-7, 4.2e-4, 0.0009997, 2.53, 59.99, 200)] == \
         ["0 s", "0.89 µs", "420 µs", "1.0 ms", "2.5 s", "1.0 min", "3.3 min"]
     with pytest.raises(ValueError, match="finite number of seconds"):
