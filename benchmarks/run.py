@@ -1,7 +1,7 @@
 """Every benchmark, one after the other, each printing its table and writing it to benchmarks/results/.
 
-    uv run python benchmarks/run.py                    # all of them (about 30 minutes on 2 cores, most of it the notebooks)
-    uv run python benchmarks/run.py --skip notebooks   # the quick ones only (a few minutes)
+    uv run python benchmarks/run.py                    # all of them (about 35 minutes on 2 cores, most of it the notebooks)
+    uv run python benchmarks/run.py --skip notebooks full_profile   # the quick ones only (a few minutes)
 
 They run one at a time on purpose: two benchmarks at once would share the cores and time each other.
 Not part of the tests: `uv run pytest` never runs them.
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["training_loop", "miners", "vision_ops", "notebooks"]
+BENCHMARKS = ["training_loop", "miners", "vision_ops", "full_profile", "notebooks"]
 
 
 def main() -> None:
