@@ -31,6 +31,11 @@ def pairwise_distances(x: Tensor, squared: bool = False) -> Tensor:
     """All distances within a batch. x: (B, D) -> (B, B), with exact zeros on the diagonal.
 
     Uses ||a - b||^2 = ||a||^2 + ||b||^2 - 2 a.b, one matrix product instead of a (B, B, D) tensor.
+
+    >>> pairwise_distances(torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]]))
+    tensor([[0.0000, 5.0000, 1.0000],
+            [5.0000, 0.0000, 4.2426],
+            [1.0000, 4.2426, 0.0000]])
     """
     check_embeddings(x)
     with torch.autocast(x.device.type, enabled=False):
@@ -46,7 +51,12 @@ def _pairwise(x: Tensor, squared: bool) -> Tensor:
 
 
 def paired_distances(x1: Tensor, x2: Tensor, squared: bool = False) -> Tensor:
-    """Row-by-row distances d(x1[i], x2[i]). x1, x2: (B, D) -> (B,)."""
+    """Row-by-row distances d(x1[i], x2[i]). x1, x2: (B, D) -> (B,).
+
+    >>> paired_distances(torch.tensor([[0.0, 0.0], [1.0, 1.0]]), torch.tensor([[3.0, 4.0], [1.0, 1.0]]))
+    tensor([5., 0.])
+    >>> paired_distances(torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0]]), squared=True)
+    tensor([25.])"""
     check_embeddings(x1, "x1")
     check_embeddings(x2, "x2")
     if x1.shape != x2.shape:

@@ -53,6 +53,13 @@ def affine_theta(angle: Number = 0.0, scale: Number = 1.0, tx: Number = 0.0, ty:
     Numbers or (B,) tensors (broadcast together); all numbers give B = 1.
 
         theta = [ scale * R(angle) @ [[1, shear], [0, 1]]  |  (tx, ty) ]
+
+    >>> affine_theta()                                      # the identity: every output pixel reads itself
+    tensor([[[1., 0., 0.],
+             [0., 1., 0.]]])
+    >>> affine_theta(angle=30, scale=2.0, tx=0.25).round(decimals=4)
+    tensor([[[ 1.7321,  1.0000,  0.2500],
+             [-1.0000,  1.7321,  0.0000]]])
     """
     angle, scale, tx, ty, shear = _batch(angle, scale, tx, ty, shear)
     if (scale <= 0).any():
@@ -61,7 +68,7 @@ def affine_theta(angle: Number = 0.0, scale: Number = 1.0, tx: Number = 0.0, ty:
     cos, sin = torch.cos(a), torch.sin(a)
     row0 = torch.stack([scale * cos, scale * (cos * shear + sin), tx], dim=1)        # (B, 3)
     row1 = torch.stack([-scale * sin, scale * (-sin * shear + cos), ty], dim=1)
-    return torch.stack([row0, row1], dim=1)                                           # (B, 2, 3)
+    return torch.stack([row0, row1], dim=1) + 0.0                # (B, 2, 3); + 0.0 prints -0.0 (from -sin 0) as 0
 
 
 def theta_parts(theta: Tensor) -> dict[str, Tensor]:

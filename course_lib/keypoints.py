@@ -45,7 +45,12 @@ def render_heatmaps(keypoints: Tensor, size: tuple[int, int], sigma: float) -> T
 
 
 def heatmap_argmax(heatmaps: Tensor) -> Tensor:
-    """(B, K, H, W) -> (B, K, 2): (x, y) of each map's largest value, on the pixel grid (whole pixels)."""
+    """(B, K, H, W) -> (B, K, 2): (x, y) of each map's largest value, on the pixel grid (whole pixels).
+
+    >>> maps = torch.zeros(1, 1, 3, 4)
+    >>> maps[0, 0, 2, 1] = 1.0                      # row 2, column 1
+    >>> heatmap_argmax(maps)
+    tensor([[[1., 2.]]])"""
     _check_heatmaps(heatmaps)
     b, k, h, w = heatmaps.shape
     idx = heatmaps.reshape(b, k, h * w).argmax(-1)                                     # (B, K)
@@ -60,6 +65,16 @@ def soft_argmax2d(heatmaps: Tensor, beta: float = 1.0) -> Tensor:
     in pixel coordinates 0 ... W - 1 and 0 ... H - 1. Unlike argmax it is differentiable and not tied to the
     pixel grid (LIFT; integral regression, Sun et al. 2018). beta sharpens (large) or flattens (small) the
     distribution; a map that is constant gives the centre of the map.
+
+    A 3 x 3 map with two equal peaks on the middle row: the expected position lies between them, and a
+    flat map gives the centre; argmax would pick one peak:
+
+    >>> maps = torch.full((1, 2, 3, 3), -30.0)
+    >>> maps[0, 0, 1, 0] = maps[0, 0, 1, 2] = 0.0
+    >>> maps[0, 1] = 0.0
+    >>> soft_argmax2d(maps)
+    tensor([[[1., 1.],
+             [1., 1.]]])
     """
     _check_heatmaps(heatmaps)
     b, k, h, w = heatmaps.shape
@@ -88,7 +103,12 @@ def mean_error(pred: Tensor, gt: Tensor) -> Tensor:
 
 def pck(pred: Tensor, gt: Tensor, threshold: float) -> Tensor:
     """Percentage of Correct Keypoints, as a fraction: the share of keypoints (B, K, 2) whose prediction lies
-    within ``threshold`` pixels of the ground truth (distance <= threshold)."""
+    within ``threshold`` pixels of the ground truth (distance <= threshold).
+
+    >>> gt = torch.zeros(1, 4, 2)
+    >>> pred = torch.tensor([[[0.0, 1.0], [2.0, 0.0], [3.0, 4.0], [0.5, 0.5]]])    # 1, 2, 5 and 0.71 px away
+    >>> pck(pred, gt, threshold=2.0)
+    tensor(0.7500)"""
     _check_keypoints(pred, "pred")
     _check_keypoints(gt, "gt")
     if pred.shape != gt.shape:

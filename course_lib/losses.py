@@ -22,6 +22,12 @@ def contrastive_loss(x1: Tensor, x2: Tensor, same: Tensor, margin: float = 1.0, 
     with d = ||x1 - x2|| and s = 1 for a same-class pair. Positive pairs are pulled together;
     negative pairs are pushed apart only until they are ``margin`` away, then left alone.
     ``reduction="none"`` returns the (B,) loss of each pair instead of the mean.
+
+    A positive pair 0.5 apart costs 0.5 * 0.5², a negative pair 0.5 apart 0.5 * (1 - 0.5)², one 2 apart 0:
+
+    >>> x1, x2 = torch.zeros(3, 2), torch.tensor([[0.5, 0.0], [0.5, 0.0], [2.0, 0.0]])
+    >>> contrastive_loss(x1, x2, torch.tensor([True, False, False]), margin=1.0, reduction="none")
+    tensor([0.1250, 0.1250, 0.0000])
     """
     d = paired_distances(x1, x2)                                                # (B,)
     if not isinstance(same, Tensor) or same.shape != d.shape:
@@ -50,6 +56,11 @@ def triplet_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: flo
     ``squared=True`` d is the squared distance, as in FaceNet. Works directly on a miner's output:
     ``triplet_loss(e[a], e[p], e[n])``. No triplets (T = 0) gives 0 with a gradient.
     ``reduction="none"`` returns the (T,) loss of each triplet.
+
+    >>> a = torch.zeros(2, 2)
+    >>> p, n = torch.tensor([[1.0, 0.0], [1.0, 0.0]]), torch.tensor([[0.0, 1.1], [0.0, 3.0]])
+    >>> triplet_loss(a, p, n, margin=0.2, reduction="none")       # max(0, 1 - 1.1 + 0.2), max(0, 1 - 3 + 0.2)
+    tensor([0.1000, 0.0000])
     """
     if not (anchor.shape == positive.shape == negative.shape):
         raise ValueError(f"anchor, positive and negative must have the same shape (T, D), got "
@@ -74,6 +85,14 @@ def batch_all_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float | T
     negative n (the Hierarchical Triplet Loss's dynamic margin).
     Returns ``(loss, {"active": share of valid triplets with a positive loss})``; ready to be
     returned from a training step. A batch with no active triplet gives 0 with a gradient.
+
+    Two classes on a line, 8 valid triplets; 3 are active: (a 1, p 0, n 2) with 1 - 0.5 + 0.2 = 0.7,
+    (a 2, p 3, n 0) with 1.5 - 1.5 + 0.2 = 0.2 and (a 2, p 3, n 1) with 1.5 - 0.5 + 0.2 = 1.2; their mean:
+
+    >>> e, y = torch.tensor([[0.0], [1.0], [1.5], [3.0]]), torch.tensor([0, 0, 1, 1])
+    >>> loss, stats = batch_all_triplet_loss(e, y, margin=0.2)
+    >>> round(loss.item(), 4), stats["active"].item()
+    (0.7, 0.375)
     """
     check_labels(labels, len(embeddings) if isinstance(embeddings, Tensor) else None)
     d = pairwise_distances(embeddings, squared=squared)               # (B, B)
@@ -102,6 +121,14 @@ def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 
     max(0, x + margin) by softplus(x) = log(1 + exp(x)), which never stops pulling and has no margin.
     Anchors without a positive or a negative are left out; none left gives 0 with a gradient.
     Returns ``(loss, {"active": share of the anchors used whose loss is positive})``.
+
+    The same points: anchor 1 (farthest positive 1 away, closest negative 0.5) costs 0.7, anchor 2
+    (1.5 and 0.5) 1.2, anchors 0 and 3 nothing; the mean over the 4 anchors:
+
+    >>> e, y = torch.tensor([[0.0], [1.0], [1.5], [3.0]]), torch.tensor([0, 0, 1, 1])
+    >>> loss, stats = batch_hard_triplet_loss(e, y, margin=0.2)
+    >>> round(loss.item(), 4), stats["active"].item()
+    (0.475, 0.5)
     """
     check_labels(labels, len(embeddings) if isinstance(embeddings, Tensor) else None)
     d = pairwise_distances(embeddings)                                # (B, B)

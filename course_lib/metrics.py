@@ -94,6 +94,15 @@ def map_at_r(embeddings: Tensor, labels: Tensor, reference: Tensor | None = None
     For a query with R same-label references, look at its R nearest neighbours and average the
     precision at each rank i <= R where the neighbour is relevant:  (1/R) sum_i P(i) * rel(i).
     A perfect ranking scores 1. Queries with R = 0 have nothing to find and are left out.
+
+    Two tight classes score 1. Then the point at 1.5 joins class 1 while it sits inside class 0: the
+    query at 0 (R = 2) finds 1 (relevant) then 1.5 (not): AP (1/2)(1/1) = 0.5; the mean over 6 queries:
+
+    >>> y = torch.tensor([0, 0, 0, 1, 1, 1])
+    >>> map_at_r(torch.tensor([[0.0], [1.0], [2.0], [10.0], [11.0], [12.0]]), y)
+    1.0
+    >>> round(map_at_r(torch.tensor([[0.0], [1.0], [2.0], [10.0], [11.0], [1.5]]), y), 4)
+    0.3333
     """
     check_labels(labels, len(embeddings) if isinstance(embeddings, Tensor) else None)
     ref = labels if ref_labels is None else ref_labels

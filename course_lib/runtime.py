@@ -127,7 +127,10 @@ def data_dir() -> Path:
 def significant(x: float, digits: int = 2) -> str:
     """``x`` rounded to ``digits`` significant digits, written without an exponent: 1120368 -> '1,100,000',
     0.004217 -> '0.0042', 12.5 -> '12' (digits=2). Timings vary by a few percent between runs: more
-    digits than that only look precise."""
+    digits than that only look precise.
+
+    >>> significant(1120368), significant(0.004217), significant(9.96)
+    ('1,100,000', '0.0042', '10')"""
     if digits < 1:
         raise ValueError(f"digits must be at least 1, got {digits}")
     if x == 0 or not math.isfinite(x):
@@ -147,7 +150,10 @@ _UNITS = (("µs", 1e-6), ("ms", 1e-3), ("s", 1.0), ("min", 60.0))
 
 def format_seconds(seconds: float, digits: int = 2) -> str:
     """A duration in the unit that suits it, with ``digits`` significant digits: 8.9e-7 -> '0.89 µs',
-    0.00042 -> '420 µs', 2.53 -> '2.5 s', 200 -> '3.3 min'."""
+    0.00042 -> '420 µs', 2.53 -> '2.5 s', 200 -> '3.3 min'.
+
+    >>> [format_seconds(s) for s in (8.9e-7, 0.00042, 2.53, 200)]
+    ['0.89 µs', '420 µs', '2.5 s', '3.3 min']"""
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"a duration must be a finite number of seconds >= 0, got {seconds}")
     if seconds == 0:
