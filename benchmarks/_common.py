@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import platform
-import time
 from pathlib import Path
-from typing import Callable
 
 import torch
+
+from course_lib.runtime import timings   # noqa: F401  (the benchmarks' timing loop)
 
 
 def machine(device: torch.device | None = None) -> str:
@@ -24,19 +24,3 @@ def write_table(table: str, name: str) -> Path:
     out.write_text(table)
     print(f"written to {out}")
     return out
-
-
-def timings(fn: Callable[[], object], repeats: int, device: torch.device | None = None) -> list[float]:
-    """Seconds of ``repeats`` calls of fn, after one warm-up call; on CUDA each call is waited for."""
-    def sync():
-        if device is not None and device.type == "cuda":
-            torch.cuda.synchronize(device)
-    fn()
-    times = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return times

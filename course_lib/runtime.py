@@ -12,6 +12,7 @@ import math
 import os
 import random
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 __all__ = ["Profile", "PROFILES", "pick_device", "seed_everything", "profile", "data_dir", "significant",
-           "format_seconds"]
+           "format_seconds", "timings"]
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
@@ -164,3 +165,22 @@ def format_seconds(seconds: float, digits: int = 2) -> str:
         if rounded >= value:
             unit, size = name, value
     return f"{significant(rounded / size, digits)} {unit}"
+
+
+def timings(fn, repeats: int = 3, device: torch.device | None = None) -> list[float]:
+    """Seconds of ``repeats`` calls of ``fn()``, after one warm-up call (first calls allocate and pick
+    kernels). On CUDA each call is waited for: the GPU runs asynchronously, and without
+    ``torch.cuda.synchronize`` the clock would stop before the work is done. Take ``min`` for the best
+    case, the median for a typical one."""
+    def sync():
+        if device is not None and torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+    fn()
+    times = []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return times

@@ -103,4 +103,3 @@ def test_draw_segments_is_differentiable_also_on_a_stroke():
     draw_segments(starts, ends, size=11, width=torch.tensor([1.5])).sum().backward()
     assert torch.isfinite(starts.grad).all() and torch.isfinite(ends.grad).all()
     assert starts.grad.abs().sum() > 0
-

@@ -84,3 +84,10 @@ def test_significant_and_format_seconds():
         format_seconds(-1)
     with pytest.raises(ValueError, match="at least 1"):
         significant(3.0, 0)
+
+
+def test_timings_warm_up_then_time_each_call():
+    from course_lib.runtime import timings
+    calls = []
+    times = timings(lambda: calls.append(1), repeats=4)
+    assert len(calls) == 5 and len(times) == 4 and all(t >= 0 for t in times)
