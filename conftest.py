@@ -55,7 +55,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 # --- Student editions --------------------------------------------------------------------------------
 # With nbval on, every notebooks/NN_*.ipynb that has exercises is also executed as its student edition
-# (solutions replaced by stubs, see course_lib/editions.py): it is written to build/student-edition/
+# (solutions replaced by stubs, see course_lib/authoring/editions.py): it is written to build/student-edition/
 # and its cells are collected as "build/student-edition/01_siamese_mnist.ipynb::Cell 3".
 # --no-student-edition runs the instructor notebooks only. A notebook named on the command line
 # (`pytest notebooks/01_siamese_mnist.ipynb`) runs as the instructor edition only; pytest keeps just
@@ -74,7 +74,7 @@ def pytest_collect_file(file_path, parent):
     nbval_on = getattr(config.option, "nbval", False) or getattr(config.option, "nbval_lax", False)
     if not nbval_on or config.option.no_student_edition or file_path.suffix != ".ipynb":
         return None
-    from course_lib.editions import BEGIN, NOTEBOOK_PATTERN, write_student_notebook
+    from course_lib.authoring.editions import BEGIN, NOTEBOOK_PATTERN, write_student_notebook
 
     in_notebooks = file_path.parent.resolve() == (config.rootpath / "notebooks").resolve()
     if not in_notebooks or not fnmatch(file_path.name, NOTEBOOK_PATTERN):
@@ -102,8 +102,8 @@ def pytest_terminal_summary(terminalreporter):
     reports = [r for key in ("passed", "failed", "error") for r in terminalreporter.stats.get(key, [])
                if hasattr(r, "nodeid")]   # tests that ran, not deselected ones
     if any("test_browser.py" in r.nodeid for r in reports):
-        from pathlib import Path
         import json
+        from pathlib import Path
         folder = Path(__file__).resolve().parent / "build" / "browser"
         terminalreporter.write_sep("-", f"browser screenshots: {folder}")
         ran = {r.nodeid.rsplit("[", 1)[-1].rstrip("]") for r in reports if "test_browser.py" in r.nodeid}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from course_lib.runtime import timings   # noqa: F401  (the benchmarks' timing loop)
+from course_lib.core.runtime import timings  # noqa: F401  (the benchmarks' timing loop)
 
 
 def machine(device: torch.device | None = None) -> str:

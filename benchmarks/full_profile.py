@@ -19,18 +19,20 @@ import math
 import time
 
 import torch
-
 from _common import machine, write_table
-from course_lib.data import PKSampler, TripletSampler, load_two_digit_mnist
-from course_lib.evaluation import retrieval_scores
-from course_lib.figures import JOINTS, FigureBatches, figures
-from course_lib.keypoints import pck
-from course_lib.losses import batch_hard_triplet_loss, triplet_loss
-from course_lib.models import EmbeddingNet
-from course_lib.pose import PoseNet, pose_step, predict_keypoints
-from course_lib.runtime import PROFILES, format_seconds, pick_device, seed_everything
-from course_lib.steps import pk_step
-from course_lib.training import fit
+
+from course_lib.core import PROFILES, fit, format_seconds, pick_device, seed_everything
+from course_lib.data import load_two_digit_mnist
+from course_lib.pose import JOINTS, FigureBatches, PoseNet, figures, pck, pose_step, predict_keypoints
+from course_lib.similarity import (
+    EmbeddingNet,
+    PKSampler,
+    TripletSampler,
+    batch_hard_triplet_loss,
+    pk_step,
+    retrieval_scores,
+    triplet_loss,
+)
 
 P = PROFILES["full"]
 

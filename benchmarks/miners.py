@@ -17,10 +17,10 @@ import statistics
 
 import torch
 import torch.nn.functional as F
+from _common import machine, timings, write_table
 from pytorch_metric_learning.miners import BatchHardMiner, TripletMarginMiner
 
-from _common import machine, timings, write_table
-from course_lib.mining import batch_hard_triplets, semi_hard_triplets
+from course_lib.similarity import batch_hard_triplets, semi_hard_triplets
 
 
 def as_set(triplets) -> set:

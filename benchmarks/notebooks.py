@@ -27,11 +27,11 @@ from pathlib import Path
 
 import nbformat
 import torch
+from _common import machine, write_table
 from nbclient import NotebookClient
 
-from _common import machine, write_table
-from course_lib.render import _environment
-from course_lib.runtime import PROFILES, pick_device
+from course_lib.authoring.render import _environment
+from course_lib.core import PROFILES, pick_device
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = """\

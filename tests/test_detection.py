@@ -2,8 +2,19 @@
 import pytest
 import torch
 
-from course_lib.boxes import OBJECT, box_iou, encode_boxes, make_anchors, match_anchors
-from course_lib.detection import INK, TinyDetector, detect, detection_loss, digit_canvases, match_batch
+from course_lib.detection import (
+    INK,
+    OBJECT,
+    TinyDetector,
+    box_iou,
+    detect,
+    detection_loss,
+    digit_canvases,
+    encode_boxes,
+    make_anchors,
+    match_anchors,
+    match_batch,
+)
 
 
 def fake_digits(n=20, seed=0):
@@ -97,8 +108,8 @@ def test_crowded_canvases_can_overlap_and_keep_every_digit_box():
 
 
 def test_canvas_batches_are_seeded_per_epoch_and_train():
+    from course_lib.core import fit
     from course_lib.detection import CanvasBatches, detection_step
-    from course_lib.training import fit
     d, y = fake_digits()
     batches = CanvasBatches(d, y, batch_size=4, steps=3, seed=5)
     batches.set_epoch(1)

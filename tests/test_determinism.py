@@ -8,14 +8,18 @@ twice (on the CPU, and on CUDA when there is a GPU) and the pair of runs is shar
 import pytest
 import torch
 
-from course_lib.data import PKSampler
-from course_lib.evaluation import retrieval_scores
-from course_lib.losses import batch_all_triplet_loss, batch_hard_triplet_loss
-from course_lib.mining import distance_weighted_triplets, semi_hard_triplets
-from course_lib.models import EmbeddingNet
-from course_lib.runtime import seed_everything
-from course_lib.steps import miner_loss, pk_step
-from course_lib.training import fit
+from course_lib.core import fit, seed_everything
+from course_lib.similarity import (
+    EmbeddingNet,
+    PKSampler,
+    batch_all_triplet_loss,
+    batch_hard_triplet_loss,
+    distance_weighted_triplets,
+    miner_loss,
+    pk_step,
+    retrieval_scores,
+    semi_hard_triplets,
+)
 
 STRATEGIES = ["batch-all", "batch-hard", "semi-hard", "distance-weighted"]
 NO_GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")

@@ -3,8 +3,7 @@ import itertools
 import pytest
 import torch
 
-from course_lib.distances import paired_distances
-from course_lib.mining import pairwise_distances
+from course_lib.similarity import paired_distances, pairwise_distances
 
 
 def naive_pairwise(x, squared=False):

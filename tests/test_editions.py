@@ -1,12 +1,21 @@
-"""Tests for course_lib/editions.py and for the conftest hook that runs the student editions under nbval."""
+"""Tests for course_lib/authoring/editions.py and for the conftest hook that runs the student editions under nbval."""
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from course_lib.editions import (BEGIN, END, NOTEBOOK_PATTERN, STUDENT_NOTE, count_solutions, main,
-                                 strip_solutions, student_notebook, write_student_edition)
+from course_lib.authoring.editions import (
+    BEGIN,
+    END,
+    NOTEBOOK_PATTERN,
+    STUDENT_NOTE,
+    count_solutions,
+    main,
+    strip_solutions,
+    student_notebook,
+    write_student_edition,
+)
 
 pytest_plugins = ["pytester"]  # runs pytest on a throw-away project, for the conftest hook
 

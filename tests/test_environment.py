@@ -1,10 +1,10 @@
 """The three ways in (uv, conda, CI) must install the same thing, and notebooks are committed clean."""
 import json
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

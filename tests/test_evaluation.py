@@ -6,10 +6,18 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.distances import paired_distances
-from course_lib.evaluation import (chance_levels, collapse_report, effective_rank, mean_sd, over_seeds,
-                                   train_over_seeds,
-                                   registration_report, relative_spread, retrieval_scores, sample_pair_distances)
+from course_lib.core import cosine_schedule
+from course_lib.experiments import mean_sd, over_seeds, train_over_seeds, train_run
+from course_lib.similarity import (
+    chance_levels,
+    collapse_report,
+    effective_rank,
+    paired_distances,
+    registration_report,
+    relative_spread,
+    retrieval_scores,
+    sample_pair_distances,
+)
 
 
 def naive_effective_rank(x: np.ndarray) -> float:
@@ -183,7 +191,7 @@ def test_over_seeds_collects_lists_and_passes_each_seed():
         over_seeds(train, 0)
 
 
-def test_train_over_seeds_is_reproducible_and_reseeds_generators():
+def test_train_over_seeds_is_reproducible_and_build_reseeds_the_step_generator():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(40, 6, generator=g)
     y = torch.arange(40) % 4
@@ -197,12 +205,12 @@ def test_train_over_seeds_is_reproducible_and_reseeds_generators():
         e = model(x[batch])
         return ((e[:, None] - e[None]).pow(2).sum(-1) * (y[batch, None] == y[None, batch])).mean() * noise.item()
 
-    def batches(seed):
+    def build(seed):
+        miner.manual_seed(seed)
         gb = torch.Generator().manual_seed(seed)
-        return [torch.randperm(40, generator=gb)[:16] for _ in range(3)]
+        return nn.Linear(6, 3), [torch.randperm(40, generator=gb)[:16] for _ in range(3)], step
 
-    run = lambda seeds: train_over_seeds(lambda: nn.Linear(6, 3), batches, step, (x, y), seeds, epochs=2,
-                                         generators=[miner], lr=1e-2)
+    run = lambda seeds: train_over_seeds(build, seeds, epochs=2, test=(x, y), lr=1e-2)   # noqa: E731
     first = run([0, 1])
     first_draws, draws[:] = list(draws), []
     second = run([0, 1])
@@ -213,23 +221,22 @@ def test_train_over_seeds_is_reproducible_and_reseeds_generators():
     assert all(s >= 0 for s in first["seconds"])
 
 
-def test_train_over_seeds_setup_builds_batches_and_step_from_the_model():
+def test_train_run_seeds_before_build_and_decays_along_a_cosine():
     x = torch.randn(24, 5, generator=torch.Generator().manual_seed(1))
     y = torch.arange(24) % 3
     seen = []
 
-    def setup(seed, model):
-        seen.append((seed, model))
+    def build(seed):
+        seen.append((seed, torch.rand(1).item()))                      # after seed_everything(seed)
         step = lambda m, b: (m(x[b]) - y[b, None].float()).pow(2).mean()   # noqa: E731
-        return [torch.arange(12), torch.arange(12, 24)], step
+        return nn.Linear(5, 2), [torch.arange(12), torch.arange(12, 24)], step
 
-    out = train_over_seeds(lambda: nn.Linear(5, 2), None, None, (x, y), [3, 4], epochs=1, setup=setup)
-    assert [s for s, _ in seen] == [3, 4] and all(isinstance(m, nn.Linear) for _, m in seen)
-    assert len(out["MAP@R"]) == 2
-    with pytest.raises(ValueError, match="not both"):
-        train_over_seeds(lambda: nn.Linear(5, 2), lambda s: [], lambda m, b: 0, (x, y), 1, 1, setup=setup)
-    with pytest.raises(ValueError, match="not both"):
-        train_over_seeds(lambda: nn.Linear(5, 2), None, None, (x, y), 1, 1)
+    model, history = train_run(build, 3, epochs=2, lr=0.1, cosine=True, evaluate=lambda m: {"one": 1.0})
+    model2, _ = train_run(build, 3, epochs=2, lr=0.1, cosine=True)
+    assert seen[0] == seen[1] and seen[0][0] == 3                     # the same seed draws the same numbers
+    assert torch.equal(model.weight, model2.weight)
+    assert [e["one"] for e in history.epochs] == [1.0, 1.0] and len(history.steps) == 4
+    assert history._optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * cosine_schedule(4)(3))
 
 
 @pytest.mark.parametrize("values", [[0.61, 0.58, 0.66], [1, 2, 3, 4, 10], [0.5, 0.5]])

@@ -8,10 +8,20 @@ import torch
 import torch.nn.functional as F
 
 from course_lib import exercises as ex
-from course_lib.distances import paired_distances, pairwise_distances
-from course_lib.losses import batch_all_triplet_loss, batch_hard_triplet_loss, contrastive_loss, triplet_loss
-from course_lib.hierarchy import nearest_classes
-from course_lib.metrics import map_at_r, precision_at_1
+from course_lib.exercises import detection as ex_detection
+from course_lib.exercises import pose as ex_pose
+from course_lib.exercises import similarity as ex_similarity
+from course_lib.similarity import (
+    batch_all_triplet_loss,
+    batch_hard_triplet_loss,
+    contrastive_loss,
+    map_at_r,
+    nearest_classes,
+    paired_distances,
+    pairwise_distances,
+    precision_at_1,
+    triplet_loss,
+)
 
 
 def first(out):
@@ -489,19 +499,19 @@ def iou_pairs_loop(a, b):
 
 
 def iou_plus_one(a, b):
-    return ex._iou_variant(a, b, plus_one=1.0)
+    return ex_detection._iou_variant(a, b, plus_one=1.0)
 
 
 def iou_no_clamp(a, b):
-    return ex._iou_variant(a, b, clamp=False)
+    return ex_detection._iou_variant(a, b, clamp=False)
 
 
 def iou_sum(a, b):
-    return ex._iou_variant(a, b, denominator="sum")
+    return ex_detection._iou_variant(a, b, denominator="sum")
 
 
 def iou_min(a, b):
-    return ex._iou_variant(a, b, denominator="min")
+    return ex_detection._iou_variant(a, b, denominator="min")
 
 
 def iou_nan(a, b):
@@ -595,11 +605,11 @@ def labels_strict(iou, high, low):
 
 
 def labels_wrong_dim(iou, high, low):
-    return ex._labels_best_per_anchor(iou, high, low) if len(iou) else torch.zeros(iou.shape[1], dtype=torch.long)
+    return ex_detection._labels_best_per_anchor(iou, high, low) if len(iou) else torch.zeros(iou.shape[1], dtype=torch.long)
 
 
 def labels_zero_best(iou, high, low):
-    return ex._labels_zero_best(iou, high, low) if len(iou) else torch.zeros(iou.shape[1], dtype=torch.long)
+    return ex_detection._labels_zero_best(iou, high, low) if len(iou) else torch.zeros(iou.shape[1], dtype=torch.long)
 
 
 def labels_float(iou, high, low):
@@ -632,11 +642,11 @@ def soft_argmax_swapped(h):
 
 
 def soft_argmax_per_axis(h):
-    return ex._soft_argmax_variant(h, per_axis=True)
+    return ex_pose._soft_argmax_variant(h, per_axis=True)
 
 
 def soft_argmax_plain(h):
-    return ex._soft_argmax_variant(h, plain=True)
+    return ex_pose._soft_argmax_variant(h, plain=True)
 
 
 def soft_argmax_from_one(h):
@@ -790,13 +800,13 @@ def test_ap_reference_matches_map_at_r():
         labels = [0 if h else 1 for h in hits] + [0] * (r - sum(hits))     # the relevant items ranked after R
         gallery = torch.arange(1.0, len(labels) + 1)[:, None]
         expected = map_at_r(torch.zeros(1, 1), torch.tensor([0]), gallery, torch.tensor(labels))
-        assert ex._ap_at_r(torch.tensor([hits])).item() == pytest.approx(expected, abs=1e-6)
+        assert ex_similarity._ap_at_r(torch.tensor([hits])).item() == pytest.approx(expected, abs=1e-6)
         assert ap_loop(torch.tensor([hits])).item() == pytest.approx(expected, abs=1e-6)
 
 
 def test_semi_hard_fixture_agrees_with_the_miner():
     """The hand fixture of check_semi_hard_mask: only (a, p, n) = (0, 1, 4) is semi-hard, ties excluded."""
-    from course_lib.mining import semi_hard_triplets
+    from course_lib.similarity import semi_hard_triplets
     e = torch.tensor([0, 1, -1, 1.5, -1.25, 0.25])[:, None]
     a, p, n = semi_hard_triplets(e, torch.tensor([0, 0, 1, 2, 3, 4]), 0.5)
     assert list(zip(a.tolist(), p.tolist(), n.tolist())) == [(0, 1, 4)]
@@ -807,7 +817,7 @@ def test_use_if_correct(capsys):
     assert ex.use_if_correct(mine, True, theirs) is mine
     assert "Using your function." in capsys.readouterr().out
     assert ex.use_if_correct(mine, False, theirs) is theirs
-    assert "Using course_lib.losses.triplet_loss instead" in capsys.readouterr().out
+    assert "Using course_lib.similarity.losses.triplet_loss instead" in capsys.readouterr().out
     ex.use_if_correct(mine, False, theirs, "the library's triplet loss")
     assert "Using the library's triplet loss instead" in capsys.readouterr().out
 

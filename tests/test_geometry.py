@@ -6,11 +6,23 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.distortions import CANVAS, DistortedBatches, distort, distorted_test_set
-from course_lib.evaluation import error_rate
-from course_lib.geometry import (affine_theta, bilinear_weights, compose, homography_grid, normalized_to_pixels,
-                                 pixels_to_normalized, sampling_points, theta_parts, warp)
-from course_lib.models import STN, DigitClassifier
+from course_lib.core import DigitClassifier, error_rate
+from course_lib.stn import (
+    CANVAS,
+    STN,
+    DistortedBatches,
+    affine_theta,
+    bilinear_weights,
+    compose,
+    distort,
+    distorted_test_set,
+    homography_grid,
+    normalized_to_pixels,
+    pixels_to_normalized,
+    sampling_points,
+    theta_parts,
+    warp,
+)
 
 
 def rand_images(n, h, w, seed=0):
@@ -197,8 +209,13 @@ def test_error_rate_against_a_loop():
 def test_grid_views_follow_their_sliders():
     import matplotlib.pyplot as plt
 
-    from course_lib.viz import (grid_lines, plot_sampling_grid_static, plot_stn_examples_static,
-                                sampling_grid_explorer, stn_browser)
+    from course_lib.viz import (
+        grid_lines,
+        plot_sampling_grid_static,
+        plot_stn_examples_static,
+        sampling_grid_explorer,
+        stn_browser,
+    )
     image = rand_images(1, 28, 28)[0]
     lines, border, corner = grid_lines(affine_theta(), (28, 28))
     assert corner == pytest.approx((0.0, 0.0), abs=1e-5) and border.shape == (5, 2)

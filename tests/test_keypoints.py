@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from course_lib.keypoints import heatmap_argmax, mean_error, pck, render_heatmaps, rescale, soft_argmax2d
+from course_lib.pose import heatmap_argmax, mean_error, pck, render_heatmaps, rescale, soft_argmax2d
 
 
 def test_render_heatmaps_by_hand_and_against_a_loop():
@@ -77,7 +77,7 @@ def test_rescale_keeps_pixel_centres():
 
 
 def test_part_affinity_fields_and_their_line_integral():
-    from course_lib.keypoints import paf_score, render_paf
+    from course_lib.pose import paf_score, render_paf
     # two people side by side: limb A from (4, 4) to (4, 14), limb B from (14, 4) to (14, 14), both pointing down
     start = torch.tensor([[[4.0, 4.0], [14.0, 4.0]]])
     end = torch.tensor([[[4.0, 14.0], [14.0, 14.0]]])

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from course_lib.losses import contrastive_loss
+from course_lib.similarity import contrastive_loss
 
 
 def naive_contrastive(x1, x2, same, margin):
@@ -77,8 +77,14 @@ def test_contrastive_rejects_bad_margin_and_reduction():
 import itertools
 import math
 
-from course_lib.losses import batch_all_triplet_loss, batch_hard_triplet_loss, triplet_loss
-from course_lib.mining import all_triplets, batch_hard_triplets, semi_hard_triplets
+from course_lib.similarity import (
+    all_triplets,
+    batch_all_triplet_loss,
+    batch_hard_triplet_loss,
+    batch_hard_triplets,
+    semi_hard_triplets,
+    triplet_loss,
+)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from course_lib.metrics import best_threshold, map_at_r, precision_at_1, recall_at_k, roc_auc, verification_roc
+from course_lib.similarity import best_threshold, map_at_r, precision_at_1, recall_at_k, roc_auc, verification_roc
 
 
 def ranked_labels(q, labels, ref, ref_labels, skip_self):
@@ -70,7 +70,7 @@ def test_perfect_clusters_score_one_and_chunks_agree(monkeypatch):
     x = torch.nn.functional.one_hot(y).float() * 10 + 0.01 * torch.randn(300, 10)
     expected = (precision_at_1(x, y), recall_at_k(x, y, 1), map_at_r(x, y))
     assert expected == (1.0, 1.0, pytest.approx(1.0))
-    monkeypatch.setattr("course_lib.metrics._CHUNK", 7)   # many small blocks give the same answer
+    monkeypatch.setattr("course_lib.similarity.metrics._CHUNK", 7)   # many small blocks give the same answer
     assert (precision_at_1(x, y), recall_at_k(x, y, 1), map_at_r(x, y)) == (1.0, 1.0, pytest.approx(1.0))
 
 
@@ -150,7 +150,7 @@ def test_roc_needs_both_kinds_of_pairs():
 
 
 def test_nearest_neighbours_match_sorting():
-    from course_lib.metrics import nearest_neighbours
+    from course_lib.similarity import nearest_neighbours
     g = torch.Generator().manual_seed(5)
     q, r = torch.randn(7, 3, generator=g), torch.randn(12, 3, generator=g)
     got = nearest_neighbours(q, 4, r)
@@ -174,7 +174,7 @@ def naive_ap_at_r(row):
 
 @pytest.mark.parametrize("q, r", [(1, 1), (7, 3), (20, 10)])
 def test_average_precision_at_r_matches_naive_loop(q, r):
-    from course_lib.metrics import average_precision_at_r
+    from course_lib.similarity import average_precision_at_r
     g = torch.Generator().manual_seed(q * r)
     hits = torch.rand(q, r, generator=g) > 0.5
     got = average_precision_at_r(hits)
@@ -183,7 +183,7 @@ def test_average_precision_at_r_matches_naive_loop(q, r):
 
 
 def test_average_precision_at_r_fixed_cases():
-    from course_lib.metrics import average_precision_at_r
+    from course_lib.similarity import average_precision_at_r
     ap = average_precision_at_r(torch.tensor([[True, False, True], [True, True, True], [False, False, False],
                                               [False, False, True]]))
     assert ap.tolist() == pytest.approx([(1 + 2 / 3) / 3, 1.0, 0.0, (1 / 3) / 3])
@@ -194,14 +194,14 @@ def test_average_precision_at_r_fixed_cases():
 
 @pytest.mark.parametrize("shape", [(3,), (3, 0), (2, 3, 4)])
 def test_average_precision_at_r_rejects_bad_shapes(shape):
-    from course_lib.metrics import average_precision_at_r
+    from course_lib.similarity import average_precision_at_r
     with pytest.raises(ValueError, match=r"\(Q, R\)"):
         average_precision_at_r(torch.ones(shape, dtype=torch.bool))
 
 
 def test_map_at_r_is_the_mean_of_average_precision_at_r_of_the_hits():
     """Classes of equal size give every query the same R, so the hits of all queries form one (Q, R) tensor."""
-    from course_lib.metrics import average_precision_at_r
+    from course_lib.similarity import average_precision_at_r
     # 1-D points with a ranking we control: labels interleave along the line.
     x = torch.tensor([0.0, 1.0, 2.5, 4.0, 7.0, 8.0, 11.0, 15.0, 16.5])[:, None]
     y = torch.tensor([0, 1, 0, 2, 1, 2, 0, 1, 2])                                # 3 classes x 3: R = 2
@@ -225,7 +225,7 @@ def _img(boxes, labels, scores=None):
 
 
 def test_detection_ap_by_hand():
-    from course_lib.metrics import detection_map, detection_pr
+    from course_lib.detection import detection_map, detection_pr
     gt = [_img([[0, 0, 10, 10], [20, 20, 30, 30]], [1, 1]), _img([[0, 0, 10, 10]], [1])]
     perfect = [_img([[0, 0, 10, 10], [20, 20, 30, 30]], [1, 1], [0.9, 0.8]), _img([[0, 0, 10, 10]], [1], [0.7])]
     assert detection_pr(perfect, gt, 1)[2] == pytest.approx(1.0)
@@ -249,7 +249,7 @@ def test_detection_ap_by_hand():
 
 def test_match_detections_agrees_with_detection_pr():
     """One image: the hits of match_detections are the true positives that detection_pr counts, class by class."""
-    from course_lib.metrics import detection_pr, match_detections
+    from course_lib.detection import detection_pr, match_detections
     g = torch.Generator().manual_seed(3)
     xy = torch.rand(6, 2, generator=g) * 40
     gt = _img(torch.cat([xy, xy + 12], 1).tolist(), [0, 1, 0, 2, 1, 0])

@@ -4,8 +4,13 @@ import math
 import pytest
 import torch
 
-from course_lib.mining import (all_triplets, batch_hard_triplets, distance_weighted_triplets, label_masks,
-                               semi_hard_triplets)
+from course_lib.similarity import (
+    all_triplets,
+    batch_hard_triplets,
+    distance_weighted_triplets,
+    label_masks,
+    semi_hard_triplets,
+)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -152,7 +157,7 @@ def test_distance_weighted_spreads_negative_distances():
 
 
 def test_count_triplets_matches_listing():
-    from course_lib.mining import count_triplets
+    from course_lib.similarity import count_triplets
     for seed in range(3):
         _, labels = random_batch(seed, b=25, classes=5)
         assert count_triplets(labels.bincount()) == len(all_triplets(labels)[0]) == len(naive_triplets(labels))
@@ -160,7 +165,7 @@ def test_count_triplets_matches_listing():
 
 
 def test_triplet_difficulty_boundaries():
-    from course_lib.mining import DIFFICULTY, triplet_difficulty
+    from course_lib.similarity import DIFFICULTY, triplet_difficulty
     d_ap = torch.full((5,), 1.0)
     d_an = torch.tensor([0.5, 1.0, 1.1, 1.2, 2.0])
     kinds = triplet_difficulty(d_ap, d_an, margin=0.2)

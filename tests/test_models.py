@@ -1,10 +1,11 @@
 import pytest
 import torch
 
-from course_lib.losses import contrastive_loss
+from course_lib.core import DigitClassifier, textbook_layout
 from course_lib.detection import TinyDetector
-from course_lib.models import STN, DigitClassifier, EmbeddingNet, textbook_layout
 from course_lib.pose import PoseNet
+from course_lib.similarity import EmbeddingNet, contrastive_loss
+from course_lib.stn import STN
 
 
 def n_params(net):

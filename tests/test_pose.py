@@ -2,9 +2,22 @@
 import pytest
 import torch
 
-from course_lib.figures import BONES, JOINTS, SIDES, FigureBatches, draw_segments, figures
-from course_lib.keypoints import heatmap_argmax, rescale, soft_argmax2d
-from course_lib.pose import HEADS, PoseNet, pose_loss, pose_step, predict_keypoints
+from course_lib.pose import (
+    BONES,
+    HEADS,
+    JOINTS,
+    SIDES,
+    FigureBatches,
+    PoseNet,
+    draw_segments,
+    figures,
+    heatmap_argmax,
+    pose_loss,
+    pose_step,
+    predict_keypoints,
+    rescale,
+    soft_argmax2d,
+)
 
 
 def test_figures_are_seeded_inside_the_image_and_drawn_where_the_joints_are():
@@ -73,7 +86,7 @@ def test_losses_are_zero_at_the_truth():
     kp = torch.tensor([[[9.5, 21.5], [33.5, 41.5]]])                   # centres of map pixels (2, 5) and (8, 10)
     target = (kp - 1.5) / 4
     heat = PoseNet("heatmap", 2)
-    from course_lib.keypoints import render_heatmaps
+    from course_lib.pose import render_heatmaps
     maps = render_heatmaps(target, (16, 16), 1.0)
     assert pose_loss(heat, maps, kp).item() == pytest.approx(0.0)
     assert rescale(heatmap_argmax(maps), 4).tolist() == kp.tolist()

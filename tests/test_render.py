@@ -1,4 +1,4 @@
-"""The rendered course (course_lib/render.py) without a browser: static widget views, MathML, pages, index."""
+"""The rendered course (course_lib/authoring/render.py) without a browser: static widget views, MathML, pages, index."""
 import re
 
 import ipywidgets as W
@@ -6,9 +6,16 @@ import nbformat
 import plotly.graph_objects as go
 import pytest
 
-from course_lib import editions
-from course_lib.render import (WIDGET_MIME, lesson_table, markdown_math_to_mathml, static_notebook, widget_html,
-                               write_index, write_page)
+from course_lib.authoring import editions
+from course_lib.authoring.render import (
+    WIDGET_MIME,
+    lesson_table,
+    markdown_math_to_mathml,
+    static_notebook,
+    widget_html,
+    write_index,
+    write_page,
+)
 
 
 def test_widget_html_draws_controls_with_their_values_and_the_figure():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.runtime import PROFILES, data_dir, pick_device, profile, seed_everything
+from course_lib.core import PROFILES, data_dir, pick_device, profile, seed_everything
 
 
 def test_profile_from_env_and_argument(monkeypatch):
@@ -74,7 +74,7 @@ def test_data_dir_env(monkeypatch, tmp_path):
 
 
 def test_significant_and_format_seconds():
-    from course_lib.runtime import format_seconds, significant
+    from course_lib.core import format_seconds, significant
     assert [significant(v) for v in (1_120_368, 0.004217, 99.96, -3.14159, 0.0)] == \
         ["1,100,000", "0.0042", "100", "-3.1", "0"]
     assert significant(2.0, 3) == "2.00" and significant(9.96) == "10" and significant(0.0996) == "0.10"
@@ -87,7 +87,7 @@ def test_significant_and_format_seconds():
 
 
 def test_timings_warm_up_then_time_each_call():
-    from course_lib.runtime import timings
+    from course_lib.core import timings
     calls = []
     times = timings(lambda: calls.append(1), repeats=4)
     assert len(calls) == 5 and len(times) == 4 and all(t >= 0 for t in times)

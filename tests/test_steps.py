@@ -2,10 +2,16 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.distances import pairwise_distances
-from course_lib.losses import batch_hard_triplet_loss, triplet_loss
-from course_lib.mining import batch_hard_triplets, semi_hard_triplets
-from course_lib.steps import mask_miner, miner_loss, pk_step
+from course_lib.similarity import (
+    batch_hard_triplet_loss,
+    batch_hard_triplets,
+    mask_miner,
+    miner_loss,
+    pairwise_distances,
+    pk_step,
+    semi_hard_triplets,
+    triplet_loss,
+)
 
 
 def problem(seed=0):

@@ -2,8 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.data import TensorBatches
-from course_lib.training import embed, fit, load_checkpoint
+from course_lib.core import TensorBatches, embed, fit, load_checkpoint
 
 
 def toy_problem(n=64):
@@ -215,7 +214,8 @@ def test_nondeterminism_warnings_become_one_line_once(capsys):
     """On a GPU some ops (grid_sample's backward) warn at every step under deterministic mode: fit says
     once what it means; other warnings are passed on unchanged."""
     import warnings
-    from course_lib import training
+
+    from course_lib.core import training
 
     training._noted.discard("fake_op_cuda")
     x, y = toy_problem()

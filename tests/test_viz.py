@@ -1,13 +1,19 @@
-import matplotlib
 import numpy as np
 import pytest
 import torch
 
-from course_lib.boxes import make_anchors
-from course_lib.training import History
-from course_lib.viz import (contrastive_curves, contrastive_loss_explorer, embedding_explorer, image_png,
-                            plot_contrastive_loss_static, plot_embedding_static, plot_history, plot_history_static,
-                            plot_roc, plot_roc_static, plot_snapshots_static, project_2d, smooth)
+from course_lib.core import History
+from course_lib.detection import make_anchors
+from course_lib.viz import (
+    contrastive_curves,
+    contrastive_loss_explorer,
+    embedding_explorer,
+    image_png,
+    plot_history,
+    plot_roc,
+    project_2d,
+    smooth,
+)
 
 
 @pytest.fixture
@@ -63,15 +69,6 @@ def test_project_2d():
     np.testing.assert_allclose(pca.mean(0), 0, atol=1e-5)
     with pytest.raises(ValueError, match="'umap' or 'pca'"):
         project_2d(x, method="tsne")
-
-
-def test_static_figures(history):
-    labels = torch.arange(30) % 3
-    for fig in (plot_snapshots_static(history, labels), plot_embedding_static(history.snapshots[0], labels,
-                                                                              torch.rand(30, 1, 28, 28)),
-                plot_history_static(history), plot_contrastive_loss_static(),
-                plot_roc_static([0, 0.5, 1], [0, 0.9, 1], [-np.inf, 0.3, 0.8], chosen=0.3, auc=0.7)):
-        assert isinstance(fig, matplotlib.figure.Figure) and fig.axes
 
 
 def test_plotly_history_and_roc(history):
@@ -136,9 +133,9 @@ def test_umap_projection_of_snapshots_is_aligned_and_seeded():
     assert (labels.numpy()[d.argmin(1)] == labels.numpy()).mean() > 0.95
 
 
-def test_difficulty_explorer_and_static():
-    from course_lib.mining import pairwise_distances
-    from course_lib.viz import anchor_view, difficulty_explorer, plot_difficulty_static
+def test_difficulty_explorer():
+    from course_lib.similarity import pairwise_distances
+    from course_lib.viz import anchor_view, difficulty_explorer
     g = torch.Generator().manual_seed(0)
     e, y = torch.randn(24, 4, generator=g), torch.arange(24) % 4
     w = difficulty_explorer(e, y, torch.rand(24, 1, 28, 28), margin=0.3, anchor=0)
@@ -158,7 +155,6 @@ def test_difficulty_explorer_and_static():
         anchor_view(e, y, 0, positive=1)
     with pytest.raises(ValueError, match="0 positives"):
         anchor_view(e, torch.arange(24), 0)
-    assert plot_difficulty_static(e, y, anchor=0).axes
 
 
 def test_busiest_anchor_is_the_one_with_most_non_easy_negatives():
@@ -175,7 +171,7 @@ def test_busiest_anchor_is_the_one_with_most_non_easy_negatives():
 
 
 def test_triplet_landscape_and_widget():
-    from course_lib.viz import loss_landscapes, plot_triplet_vs_contrastive_static, triplet_margin_explorer
+    from course_lib.viz import loss_landscapes, triplet_margin_explorer
     d, con, tri = loss_landscapes(margin=0.5, n=5)                  # d = 0, 0.5, 1, 1.5, 2
     ap, an = np.meshgrid(d, d)                                       # columns: d(a,p), rows: d(a,n)
     np.testing.assert_allclose(tri, np.clip(ap - an + 0.5, 0, None))
@@ -184,12 +180,14 @@ def test_triplet_landscape_and_widget():
     slider.value = 1.0
     np.testing.assert_allclose(fig.data[1].z, loss_landscapes(1.0)[2])
     assert list(fig.data[3].x) == [0.0, 1.0] and list(fig.data[3].y) == [1.0, 2.0]   # zero edge d_an = d_ap + m
-    assert plot_triplet_vs_contrastive_static().axes
 
 
 def test_retrieval_grid_and_comparisons(history):
-    from course_lib.viz import (plot_metric_comparison, plot_metric_comparison_static, plot_step_comparison,
-                                plot_step_comparison_static, show_retrieval)
+    from course_lib.viz import (
+        plot_metric_comparison,
+        plot_step_comparison,
+        show_retrieval,
+    )
     imgs, labels = torch.rand(6, 1, 28, 28), torch.tensor([0, 0, 1, 1, 2, 2])
     fig = show_retrieval(imgs[:2], labels[:2], imgs, labels, torch.tensor([[1, 2], [0, 3]]))
     assert len(fig.axes) == 6
@@ -203,8 +201,6 @@ def test_retrieval_grid_and_comparisons(history):
         plot_step_comparison({"a": history}, "active")
     with pytest.raises(ValueError, match="no per-epoch 'MAP'"):
         plot_metric_comparison({"a": history}, "MAP")
-    assert plot_metric_comparison_static({"a": history}, "p@1").axes
-    assert plot_step_comparison_static({"a": history}, "loss").axes
 
 
 # ----------------------------------------------------------------------------- comparisons over seeds
@@ -230,35 +226,12 @@ def test_plot_comparison_bars_error_bars_seeds_and_chance():
     assert not plot_comparison(RESULTS, "MAP@R").layout.shapes                     # no chance given: no line
 
 
-def test_plot_comparison_static_bars_error_bars_seeds_and_chance():
-    import statistics
-
-    from course_lib.viz import plot_comparison_static
-    fig = plot_comparison_static(RESULTS, "MAP@R", chance=0.05)
-    ax = fig.axes[0]
-    means = [statistics.mean(v) for v in RESULTS.values()]
-    sds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in RESULTS.values()]
-    np.testing.assert_allclose([p.get_height() for p in ax.patches], means)
-    bars = [c for c in ax.containers if isinstance(c, matplotlib.container.BarContainer)]
-    assert len(bars) == 1
-    segments = bars[0].errorbar.lines[2][0].get_segments()                          # one vertical bar per method
-    np.testing.assert_allclose([(s[0, 1], s[1, 1]) for s in segments], [(m - sd, m + sd) for m, sd in zip(means, sds)])
-    dots = [line for line in ax.lines if line.get_marker() == "o"]
-    assert [len(line.get_ydata()) for line in dots] == [3, 2, 1]
-    for k, (line, values) in enumerate(zip(dots, RESULTS.values())):
-        assert list(line.get_xdata()) == [k] * len(values) and list(line.get_ydata()) == values
-    chance = [line for line in ax.lines if list(line.get_ydata()) == [0.05, 0.05]]
-    assert len(chance) == 1 and chance[0].get_linestyle() == "--"
-    assert [t.get_text() for t in ax.get_xticklabels()] == list(RESULTS)
-
-
 @pytest.mark.parametrize("results, match", [({}, "at least one"), ({"a": []}, "one per seed"),
                                             ({"a": [[0.1, 0.2]]}, "one per seed")])
 def test_plot_comparison_rejects_empty_input(results, match):
-    from course_lib.viz import plot_comparison, plot_comparison_static
-    for plot in (plot_comparison, plot_comparison_static):
-        with pytest.raises(ValueError, match=match):
-            plot(results, "MAP@R")
+    from course_lib.viz import plot_comparison
+    with pytest.raises(ValueError, match=match):
+        plot_comparison(results, "MAP@R")
 
 
 # ----------------------------------------------------------------------------- diagrams
@@ -393,7 +366,7 @@ class FakeClick:
 
 
 def test_anchor_explorer_colours_follow_the_matching_rule():
-    from course_lib.boxes import OBJECT, match_anchors
+    from course_lib.detection import OBJECT, match_anchors
     from course_lib.viz.detection import anchor_explorer, anchor_summary, plot_anchors_static
     images = torch.zeros(2, 1, 64, 64)
     boxes = [torch.tensor([[4.0, 4, 20, 26], [40, 40, 46, 50]]), torch.tensor([[10.0, 30, 30, 50]])]
@@ -453,15 +426,14 @@ def test_detection_viewer_threshold_and_static():
     assert "0 right" in readout.value and "1 wrong" in readout.value
     axes = plot_detections_static(images, preds, targets, score_threshold=0.2, n=2)
     assert axes[0].get_title() == "1 right, 1 wrong, 1 missed"
-    from course_lib.metrics import detection_pr
+    from course_lib.detection import detection_pr
     curves = {c: detection_pr(preds, targets, c) for c in (1, 2)}
     ax = plot_pr_curves(curves)
     assert "mAP" in ax.get_title() and len(ax.get_lines()) == 2
 
 
 def test_heatmap_viewer_marks_argmax_soft_argmax_and_truth():
-    from course_lib.figures import JOINTS
-    from course_lib.keypoints import render_heatmaps
+    from course_lib.pose import JOINTS, render_heatmaps
     from course_lib.viz.pose import heatmap_viewer, plot_heatmaps_static, show_poses
     g = torch.Generator().manual_seed(0)
     truth = 8 + torch.rand(3, 11, 2, generator=g) * 48                  # image pixels

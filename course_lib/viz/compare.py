@@ -5,9 +5,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .style import FONT_SIZE, PALETTE, plotly_layout
+from .style import PALETTE, font_size, plotly_layout
 
-__all__ = ["plot_comparison", "plot_comparison_static"]
+__all__ = ["plot_comparison"]
 
 
 def _summary(results: dict[str, Sequence[float]]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -47,29 +47,8 @@ def plot_comparison(results: dict[str, Sequence[float]], metric: str, chance: fl
                                        (baseline[1] if baseline else None, baseline[0] if baseline else "", "dot", PALETTE[3])):
         if value is not None:
             fig.add_hline(y=value, line=dict(color=colour, dash=dash, width=2.5),
-                          annotation=dict(text=f"{label} {value:.3f}", font=dict(size=FONT_SIZE - 2)),
+                          annotation=dict(text=f"{label} {value:.3f}", font=dict(size=font_size() - 2)),
                           annotation_position="top left")
     return fig
 
 
-def plot_comparison_static(results: dict[str, Sequence[float]], metric: str, chance: float | None = None,
-                           baseline: tuple[str, float] | None = None, title: str | None = None):
-    """Matplotlib twin of :func:`plot_comparison`."""
-    import matplotlib.pyplot as plt
-
-    names, means, sds = _summary(results)
-    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 3, 4.6))
-    x = np.arange(len(names))
-    ax.bar(x, means, yerr=sds, capsize=8, color=[PALETTE[k % len(PALETTE)] for k in range(len(names))], alpha=0.75)
-    for k, n in enumerate(names):
-        ax.plot([k] * len(results[n]), results[n], "o", mfc="none", mec="black", ms=8, mew=2)
-    if chance is not None:
-        ax.axhline(chance, color="#777", ls="--", lw=2, label=f"chance {chance:.3f}")
-    if baseline is not None:
-        ax.axhline(baseline[1], color=PALETTE[3], ls=":", lw=2.5, label=f"{baseline[0]} {baseline[1]:.3f}")
-    ax.set_xticks(x, names, fontsize=FONT_SIZE - 4)
-    ax.set(ylabel=metric, title=title or f"{metric}: mean ± sd over seeds")
-    if chance is not None or baseline is not None:
-        ax.legend(fontsize=FONT_SIZE - 4)
-    fig.tight_layout()
-    return fig

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
-from torch import Tensor
 
-from .style import FONT_SIZE, PALETTE, plotly_layout
+from .style import PALETTE, plotly_layout, to_numpy
 
-__all__ = ["smooth", "plot_history", "plot_history_static", "plot_roc", "plot_roc_static", "plot_metric_comparison",
-           "plot_metric_comparison_static", "plot_step_comparison", "plot_step_comparison_static"]
+__all__ = ["smooth", "plot_history", "plot_roc", "plot_metric_comparison", "plot_step_comparison"]
 
 
 def smooth(values, weight: float = 0.9) -> np.ndarray:
@@ -48,68 +46,25 @@ def plot_history(history, title: str = "Training"):
     return fig
 
 
-def plot_history_static(history, title: str = "Training"):
-    """Matplotlib twin of :func:`plot_history`, for exported HTML and headless runs."""
-    import matplotlib.pyplot as plt
-
-    steps, loss, metrics, ends = _curves(history)
-    fig, axes = plt.subplots(1, 2 if metrics else 1, figsize=(13 if metrics else 7, 4.5), squeeze=False)
-    ax = axes[0, 0]
-    ax.plot(steps, loss, color=PALETTE[0], alpha=0.3, lw=1, label="per step")
-    ax.plot(steps, smooth(loss), color=PALETTE[0], lw=2.5, label="smoothed")
-    ax.set(xlabel="step", title="loss")
-    ax.legend(fontsize=FONT_SIZE - 4)
-    if metrics:
-        ax = axes[0, 1]
-        for k, name in enumerate(metrics):
-            ax.plot(ends, history.epoch_values(name), "o-", lw=2.5, color=PALETTE[(k + 1) % len(PALETTE)], label=name)
-        ax.set(xlabel="step", title="evaluation")
-        ax.legend(fontsize=FONT_SIZE - 4)
-    fig.suptitle(title, fontsize=FONT_SIZE + 2)
-    fig.tight_layout()
-    return fig
-
-
-def _np(x):
-    return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
-
 
 def plot_roc(fpr, tpr, thresholds=None, chosen: float | None = None, auc: float | None = None,
              title: str = "Verification ROC"):
     """ROC curve; hover shows each threshold; ``chosen`` marks the operating point of one threshold."""
     import plotly.graph_objects as go
 
-    fpr, tpr = _np(fpr), _np(tpr)
+    fpr, tpr = to_numpy(fpr), to_numpy(tpr)
     fig = go.Figure(layout=plotly_layout(title=title + (f" (AUC = {auc:.3f})" if auc is not None else ""),
                                          width=600, height=540, xaxis=dict(title="false accept rate", range=[0, 1]),
                                          legend=dict(x=0.98, y=0.02, xanchor="right", yanchor="bottom"),
                                          yaxis=dict(title="true accept rate", range=[0, 1.02])))
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(color="#999", dash="dash"))
-    extra = dict(customdata=_np(thresholds), hovertemplate="threshold %{customdata:.3f}<br>FAR %{x:.3f}, TAR %{y:.3f}"
+    extra = dict(customdata=to_numpy(thresholds), hovertemplate="threshold %{customdata:.3f}<br>FAR %{x:.3f}, TAR %{y:.3f}"
                  "<extra></extra>") if thresholds is not None else {}
     fig.add_scatter(x=fpr, y=tpr, mode="lines", name="model", line=dict(color=PALETTE[0], width=3), **extra)
     if chosen is not None and thresholds is not None:
-        i = max(int(np.searchsorted(_np(thresholds), chosen, side="right")) - 1, 0)
+        i = max(int(np.searchsorted(to_numpy(thresholds), chosen, side="right")) - 1, 0)
         fig.add_scatter(x=[fpr[i]], y=[tpr[i]], mode="markers", name=f"threshold {chosen:.3f}",
                         marker=dict(size=16, color=PALETTE[3], symbol="star"))
-    return fig
-
-
-def plot_roc_static(fpr, tpr, thresholds=None, chosen: float | None = None, auc: float | None = None,
-                    title: str = "Verification ROC"):
-    import matplotlib.pyplot as plt
-
-    fpr, tpr = _np(fpr), _np(tpr)
-    fig, ax = plt.subplots(figsize=(6, 5.5))
-    ax.plot([0, 1], [0, 1], "--", color="#999", label="chance")
-    ax.plot(fpr, tpr, color=PALETTE[0], lw=3, label="model")
-    if chosen is not None and thresholds is not None:
-        i = max(int(np.searchsorted(_np(thresholds), chosen, side="right")) - 1, 0)
-        ax.plot(fpr[i], tpr[i], "*", ms=18, color=PALETTE[3], label=f"threshold {chosen:.3f}")
-    ax.set(xlabel="false accept rate", ylabel="true accept rate", xlim=(0, 1), ylim=(0, 1.02),
-           title=title + (f" (AUC = {auc:.3f})" if auc is not None else ""))
-    ax.legend(fontsize=FONT_SIZE - 4, loc="lower right")
-    fig.tight_layout()
     return fig
 
 
@@ -130,19 +85,6 @@ def plot_metric_comparison(histories: dict, metric: str, title: str | None = Non
     return fig
 
 
-def plot_metric_comparison_static(histories: dict, metric: str, title: str | None = None):
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.4))
-    for k, (name, h) in enumerate(histories.items()):
-        ax.plot([e["epoch"] for e in h.epochs if metric in e], h.epoch_values(metric), "o-", lw=2.5,
-                color=PALETTE[k % len(PALETTE)], label=name)
-    ax.set(xlabel="epoch", ylabel=metric, title=title or metric)
-    ax.legend(fontsize=FONT_SIZE - 4)
-    fig.tight_layout()
-    return fig
-
-
 def plot_step_comparison(histories: dict, name: str, title: str | None = None, weight: float = 0.9,
                          log_y: bool = False):
     """One smoothed line per run of a per-step value (loss, share of active triplets, ...)."""
@@ -159,15 +101,3 @@ def plot_step_comparison(histories: dict, name: str, title: str | None = None, w
     return fig
 
 
-def plot_step_comparison_static(histories: dict, name: str, title: str | None = None, weight: float = 0.9,
-                                log_y: bool = False):
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.4))
-    for k, (run, h) in enumerate(histories.items()):
-        values = h.step_values(name)
-        ax.plot(range(1, len(values) + 1), smooth(values, weight), lw=2.5, color=PALETTE[k % len(PALETTE)], label=run)
-    ax.set(xlabel="step", ylabel=name, title=title or name, yscale="log" if log_y else "linear")
-    ax.legend(fontsize=FONT_SIZE - 4)
-    fig.tight_layout()
-    return fig

@@ -16,9 +16,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..boxes import BACKGROUND, IGNORED, OBJECT, anchor_labels, box_iou, make_anchors
-from ..metrics import match_detections
-from .style import FONT_SIZE, PALETTE, plotly_layout
+from ..detection.boxes import (
+    BACKGROUND,
+    IGNORED,
+    OBJECT,
+    anchor_labels,
+    box_iou,
+    make_anchors,
+)
+from ..detection.metrics import match_detections
+from .style import PALETTE, font_size, image2d, plotly_layout
 
 __all__ = ["anchor_explorer", "anchor_summary", "plot_anchors_static", "detection_viewer", "plot_detections_static",
            "plot_pr_curves"]
@@ -36,14 +43,6 @@ def _outline(boxes: Tensor) -> tuple[list, list]:
         ys += [y1, y1, y2, y2, y1, None]
     return xs, ys
 
-
-def _image2d(image: Tensor) -> np.ndarray:
-    image = torch.as_tensor(image).detach().float().cpu()
-    if image.dim() == 3 and image.shape[0] == 1:
-        image = image[0]
-    if image.dim() != 2:
-        raise ValueError(f"image must be (H, W) or (1, H, W), got shape {tuple(image.shape)}")
-    return image.numpy()
 
 
 def _parse_numbers(text: str, what: str) -> list[float]:
@@ -113,7 +112,7 @@ def anchor_explorer(images: Tensor, gt_boxes: Sequence[Tensor], stride: int = 8,
 
     fig = go.FigureWidget()
     # pixel (row i, column j) covers [j, j + 1] x [i, i + 1], the coordinates of the boxes
-    fig.add_heatmap(z=_image2d(images[0]), x0=0.5, y0=0.5, colorscale=[[0, "black"], [1, "white"]], zmin=0, zmax=1,
+    fig.add_heatmap(z=image2d(images[0]), x0=0.5, y0=0.5, colorscale=[[0, "black"], [1, "white"]], zmin=0, zmax=1,
                     showscale=False)
     for name, color, width, dash in (("background", BACKGROUND_COLOR, 1, "solid"),
                                      ("ignored", IGNORED_COLOR, 2, "dash"), ("object", OBJECT_COLOR, 3, "solid"),
@@ -124,7 +123,7 @@ def anchor_explorer(images: Tensor, gt_boxes: Sequence[Tensor], stride: int = 8,
     fig.update_yaxes(range=[size, 0], showgrid=False, scaleanchor="x")
     fig.update_layout(**plotly_layout(width=640, height=660, margin=dict(l=40, r=20, t=60, b=80),
                                       legend=dict(orientation="h", y=-0.08, yanchor="top", x=0,
-                                                  font=dict(size=FONT_SIZE - 2)),
+                                                  font=dict(size=font_size() - 2)),
                                       title="anchors against the gt boxes"))
 
     def current():
@@ -153,7 +152,7 @@ def anchor_explorer(images: Tensor, gt_boxes: Sequence[Tensor], stride: int = 8,
         try:
             s, r, cells, anchors, summary = current()
         except ValueError as error:
-            readout.value = f"<span style='color:{WRONG_COLOR}; font-size:{FONT_SIZE}px'>{error}</span>"
+            readout.value = f"<span style='color:{WRONG_COLOR}; font-size:{font_size()}px'>{error}</span>"
             return
         a = len(s) * len(r)
         choice.max = a - 1
@@ -162,7 +161,7 @@ def anchor_explorer(images: Tensor, gt_boxes: Sequence[Tensor], stride: int = 8,
         k = (i * cells + j) * a + choice.value
         labels, gt = summary["labels"], gt_boxes[pick.value]
         with fig.batch_update():
-            fig.data[0].z = _image2d(images[pick.value])
+            fig.data[0].z = image2d(images[pick.value])
             fig.data[0].customdata = hover_text(anchors, summary, s, r, cells)
             fig.data[0].hovertemplate = "%{customdata}<extra></extra>"
             for trace, label in ((1, BACKGROUND), (2, IGNORED), (3, OBJECT)):
@@ -175,7 +174,7 @@ def anchor_explorer(images: Tensor, gt_boxes: Sequence[Tensor], stride: int = 8,
         best = ", ".join(f"{float(v):.2f}" for v in summary["gt_best"])
         x1, y1, x2, y2 = anchors[k].tolist()
         readout.value = (
-            f"<div style='font-size:{FONT_SIZE - 1}px; line-height:1.45'>"
+            f"<div style='font-size:{font_size() - 1}px; line-height:1.45'>"
             f"<b>{len(anchors)} anchors</b> ({cells} × {cells} cells × {a}): "
             f"<span style='color:{OBJECT_COLOR}'><b>{c['object']} object</b></span>, "
             f"<span style='color:{IGNORED_COLOR}'><b>{c['ignored']} ignored</b></span>, {c['background']} background"
@@ -210,7 +209,7 @@ def plot_anchors_static(image: Tensor, gt_boxes: Tensor, anchors: Tensor, high: 
     summary = anchor_summary(anchors, gt_boxes, high, low, allow_low_quality)
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 5.5))
-    ax.imshow(_image2d(image), cmap="gray", vmin=0, vmax=1)
+    ax.imshow(image2d(image), cmap="gray", vmin=0, vmax=1)
     for boxes, color, lw, ls in ((anchors[summary["labels"] == IGNORED], IGNORED_COLOR, 1.5, "--"),
                                  (anchors[summary["labels"] == OBJECT], OBJECT_COLOR, 2.5, "-"),
                                  (gt_boxes, GT_COLOR, 3, "-")):
@@ -218,7 +217,7 @@ def plot_anchors_static(image: Tensor, gt_boxes: Tensor, anchors: Tensor, high: 
             ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, color=color, lw=lw, ls=ls))
     c = summary["counts"]
     ax.set_title(title or f"{c['object']} object, {c['ignored']} ignored; "
-                 f"{int(summary['gt_covered'].sum())}/{len(gt_boxes)} gt covered", fontsize=FONT_SIZE - 3)
+                 f"{int(summary['gt_covered'].sum())}/{len(gt_boxes)} gt covered", fontsize=font_size() - 3)
     ax.set_xticks([])
     ax.set_yticks([])
     return ax
@@ -254,26 +253,26 @@ def detection_viewer(images: Tensor, predictions: list[dict], targets: list[dict
                               style=style, layout=wide)
     readout = W.HTML()
     fig = go.FigureWidget()
-    fig.add_heatmap(z=_image2d(images[0]), x0=0.5, y0=0.5, colorscale=[[0, "black"], [1, "white"]], zmin=0, zmax=1,
+    fig.add_heatmap(z=image2d(images[0]), x0=0.5, y0=0.5, colorscale=[[0, "black"], [1, "white"]], zmin=0, zmax=1,
                     showscale=False, hoverinfo="skip")
     for name, color, dash in (("gt box", GT_COLOR, "solid"), ("missed gt box", GT_COLOR, "dot"),
                               ("right detection", OBJECT_COLOR, "solid"), ("wrong detection", WRONG_COLOR, "dash")):
         fig.add_scatter(x=[], y=[], mode="lines", name=name, line=dict(color=color, width=3, dash=dash),
                         hoverinfo="skip")
     fig.add_scatter(x=[], y=[], mode="text", text=[], textposition="top right", name="class, score",
-                    textfont=dict(size=FONT_SIZE, color="white"), showlegend=False, hoverinfo="skip")
+                    textfont=dict(size=font_size(), color="white"), showlegend=False, hoverinfo="skip")
     fig.update_xaxes(range=[0, size], showgrid=False, showticklabels=False, constrain="domain")
     fig.update_yaxes(range=[size, 0], showgrid=False, showticklabels=False, scaleanchor="x")
     fig.update_layout(**plotly_layout(width=600, height=640, margin=dict(l=20, r=20, t=30, b=60),
                                       legend=dict(orientation="h", y=-0.02, yanchor="top", x=0,
-                                                  font=dict(size=FONT_SIZE - 2))))
+                                                  font=dict(size=font_size() - 2))))
 
     def update(_=None):
         i = pick.value
         shown, hit, found = _detection_lines(predictions[i], targets[i], threshold.value, iou_threshold)
         gt = targets[i]["boxes"].float().cpu()
         with fig.batch_update():
-            fig.data[0].z = _image2d(images[i])
+            fig.data[0].z = image2d(images[i])
             fig.data[1].x, fig.data[1].y = _outline(gt[found])
             fig.data[2].x, fig.data[2].y = _outline(gt[~found])
             fig.data[3].x, fig.data[3].y = _outline(shown["boxes"][hit])
@@ -283,7 +282,7 @@ def detection_viewer(images: Tensor, predictions: list[dict], targets: list[dict
             fig.data[5].text = [f"{int(c)} {float(s):.2f}" for c, s in zip(shown["labels"], shown["scores"])]
             fig.data[5].textfont.color = [OBJECT_COLOR if h else WRONG_COLOR for h in hit.tolist()]
         truth = ", ".join(str(int(v)) for v in targets[i]["labels"])
-        readout.value = (f"<span style='font-size:{FONT_SIZE}px'>digits: {truth}; shown {len(hit)} detections: "
+        readout.value = (f"<span style='font-size:{font_size()}px'>digits: {truth}; shown {len(hit)} detections: "
                          f"<b style='color:{OBJECT_COLOR}'>{int(hit.sum())} right</b>, "
                          f"<b style='color:{WRONG_COLOR}'>{int((~hit).sum())} wrong</b>; "
                          f"{int((~found).sum())} of {len(found)} digits missed</span>")
@@ -314,7 +313,7 @@ def plot_detections_static(images: Tensor, predictions: list[dict] | None, targe
             found = torch.ones(len(targets[i]["boxes"]), dtype=torch.bool)
         else:
             shown, hit, found = _detection_lines(predictions[i], targets[i], score_threshold, iou_threshold)
-        ax.imshow(_image2d(images[i]), cmap="gray", vmin=0, vmax=1)
+        ax.imshow(image2d(images[i]), cmap="gray", vmin=0, vmax=1)
         for box, f in zip(targets[i]["boxes"].float().cpu().tolist(), found.tolist()):
             ax.add_patch(Rectangle((box[0] - 0.5, box[1] - 0.5), box[2] - box[0], box[3] - box[1], fill=False,
                                    color=GT_COLOR, lw=2.5, ls="-" if f else ":"))
@@ -323,7 +322,7 @@ def plot_detections_static(images: Tensor, predictions: list[dict] | None, targe
             color = OBJECT_COLOR if h else WRONG_COLOR
             ax.add_patch(Rectangle((box[0] - 0.5, box[1] - 0.5), box[2] - box[0], box[3] - box[1], fill=False,
                                    color=color, lw=2, ls="-" if h else "--"))
-            ax.text(box[0], box[1] - 1, f"{c} {s:.2f}", color=color, fontsize=FONT_SIZE - 5, va="bottom",
+            ax.text(box[0], box[1] - 1, f"{c} {s:.2f}", color=color, fontsize=font_size() - 5, va="bottom",
                     fontweight="bold")
         if titles is not None:
             title = titles[i]
@@ -331,14 +330,14 @@ def plot_detections_static(images: Tensor, predictions: list[dict] | None, targe
             title = "digits " + ", ".join(str(int(v)) for v in targets[i]["labels"])
         else:
             title = f"{int(hit.sum())} right, {int((~hit).sum())} wrong, {int((~found).sum())} missed"
-        ax.set_title(title, fontsize=FONT_SIZE - 5)
+        ax.set_title(title, fontsize=font_size() - 5)
         ax.set_xticks([])
         ax.set_yticks([])
     return axes
 
 
 def plot_pr_curves(curves: dict, title: str = "Precision-recall per class", ax=None):
-    """curves {class: (precision (D,), recall (D,), AP)} from :func:`course_lib.metrics.detection_pr`: one step
+    """curves {class: (precision (D,), recall (D,), AP)} from :func:`course_lib.detection.metrics.detection_pr`: one step
     line per class, AP in the legend, the mean AP in the title."""
     import matplotlib.pyplot as plt
 
@@ -349,5 +348,5 @@ def plot_pr_curves(curves: dict, title: str = "Precision-recall per class", ax=N
                 label=f"{c}: AP {ap:.2f}")
     mean_ap = float(np.mean([ap for _, _, ap in curves.values()]))
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02), title=f"{title} (mAP {mean_ap:.3f})")
-    ax.legend(ncol=2, fontsize=FONT_SIZE - 5, loc="lower left", title="digit")
+    ax.legend(ncol=2, fontsize=font_size() - 5, loc="lower left", title="digit")
     return ax

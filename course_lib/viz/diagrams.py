@@ -3,16 +3,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-from torch import Tensor
-
-from .style import FONT_SIZE, PALETTE
+from .style import PALETTE, font_size, image2d
 
 __all__ = ["siamese_diagram", "triplet_diagram"]
 
-
-def _gray(image) -> np.ndarray:
-    return np.squeeze(image.detach().cpu().numpy() if isinstance(image, Tensor) else np.asarray(image))
 
 
 def _shared_net_diagram(images: Sequence, names: Sequence[str], colours: Sequence[str], loss_text: str,
@@ -30,22 +24,22 @@ def _shared_net_diagram(images: Sequence, names: Sequence[str], colours: Sequenc
     ax.add_patch(FancyBboxPatch((3.6, ys[-1] - 0.6), 2.6, ys[0] - ys[-1] + 1.2, boxstyle="round,pad=0.1",
                                 fc="#EAF2FB", ec=PALETTE[0], lw=3))
     ax.text(4.9, (ys[0] + ys[-1]) / 2, "f\n(one CNN,\nshared weights)", ha="center", va="center",
-            fontsize=FONT_SIZE, color=PALETTE[0])
+            fontsize=font_size(), color=PALETTE[0])
     for y, img, name, colour in zip(ys, images, names, colours):
         inset = fig.add_axes([0.5 / 12, (y - 0.75) / (1.9 * n + 0.8), 2.2 / 12, 1.5 / (1.9 * n + 0.8)])
-        inset.imshow(_gray(img), cmap="gray_r", vmin=0, vmax=1)
+        inset.imshow(image2d(img), cmap="gray_r", vmin=0, vmax=1)
         inset.set_xticks([]), inset.set_yticks([])
         for spine in inset.spines.values():
             spine.set(color=colour, linewidth=4)
-        inset.set_title(name, fontsize=FONT_SIZE - 2, color=colour)
+        inset.set_title(name, fontsize=font_size() - 2, color=colour)
         ax.add_patch(FancyArrowPatch((2.8, y), (3.6, y), arrowstyle="-|>", mutation_scale=22, lw=2.5, color="#444"))
         ax.add_patch(FancyArrowPatch((6.3, y), (7.2, y), arrowstyle="-|>", mutation_scale=22, lw=2.5, color="#444"))
-        ax.text(7.3, y, f"f({name.split()[0]})", va="center", fontsize=FONT_SIZE, color=colour)
+        ax.text(7.3, y, f"f({name.split()[0]})", va="center", fontsize=font_size(), color=colour)
         ax.add_patch(FancyArrowPatch((8.5, y), (9.3, (ys[0] + ys[-1]) / 2), arrowstyle="-|>", mutation_scale=18,
                                      lw=2, color="#888"))
-    ax.text(10.6, (ys[0] + ys[-1]) / 2, loss_text, ha="center", va="center", fontsize=FONT_SIZE - 1,
+    ax.text(10.6, (ys[0] + ys[-1]) / 2, loss_text, ha="center", va="center", fontsize=font_size() - 1,
             bbox=dict(boxstyle="round,pad=0.5", fc="#FFF4E0", ec=PALETTE[1], lw=3))
-    ax.text(6, 1.9 * n + 0.45, title, ha="center", fontsize=FONT_SIZE + 2)
+    ax.text(6, 1.9 * n + 0.45, title, ha="center", fontsize=font_size() + 2)
     return fig
 
 

@@ -10,13 +10,10 @@ from typing import Sequence
 import numpy as np
 from torch import Tensor
 
-from .style import FONT_SIZE, color_of, image_png, plotly_layout
+from .style import color_of, font_size, image_png, plotly_layout, to_numpy
 
-__all__ = ["project_2d", "embedding_explorer", "plot_embedding_static", "plot_snapshots_static", "plot_collapse"]
+__all__ = ["project_2d", "embedding_explorer", "plot_collapse"]
 
-
-def _numpy(x) -> np.ndarray:
-    return x.detach().float().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x, dtype=np.float32)
 
 
 def project_2d(embeddings: Tensor | np.ndarray, method: str = "umap", init: np.ndarray | None = None,
@@ -26,7 +23,7 @@ def project_2d(embeddings: Tensor | np.ndarray, method: str = "umap", init: np.n
     method: "umap" (keeps neighbourhoods, slower) or "pca" (a linear view, instant).
     init:   (N, 2) starting layout for UMAP, e.g. the previous epoch's projection.
     """
-    x = _numpy(embeddings)
+    x = to_numpy(embeddings, np.float32)
     if x.ndim != 2 or len(x) == 0:
         raise ValueError(f"embeddings must be a non-empty (N, D) array, got shape {x.shape}")
     if x.shape[1] == 2:
@@ -61,7 +58,7 @@ def _snapshots_of(source, epochs: Sequence[int] | None) -> tuple[list[np.ndarray
     epochs = list(range(len(snaps))) if epochs is None else list(epochs)
     if len(epochs) != len(snaps):
         raise ValueError(f"{len(snaps)} snapshots but {len(epochs)} epoch numbers")
-    return [_numpy(s) for s in snaps], epochs
+    return [to_numpy(s, np.float32) for s in snaps], epochs
 
 
 def _align(points: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -98,7 +95,7 @@ def embedding_explorer(source, labels: Tensor, images: Tensor | None = None, *, 
     import plotly.graph_objects as go
 
     snaps, epochs = _snapshots_of(source, epochs)
-    y = _numpy(labels).astype(int)
+    y = to_numpy(labels).astype(int)
     if y.ndim != 1 or any(len(s) != len(y) for s in snaps):
         raise ValueError(f"labels must be (N,) with one entry per point: got {y.shape} labels for "
                          f"snapshots of {sorted({len(s) for s in snaps})} points")
@@ -127,7 +124,7 @@ def embedding_explorer(source, labels: Tensor, images: Tensor | None = None, *, 
     def show(i: int, hint: str = "") -> None:
         if images is not None:
             picture.value = image_png(images[i])
-        caption.value = (f"<span style='font-size:{FONT_SIZE}px'>point {i}, class <b>{names[np.searchsorted(classes, y[i])]}</b>"
+        caption.value = (f"<span style='font-size:{font_size()}px'>point {i}, class <b>{names[np.searchsorted(classes, y[i])]}</b>"
                          f"{hint}</span>")
 
     def show_point(trace, points, _state=None):
@@ -159,54 +156,6 @@ def embedding_explorer(source, labels: Tensor, images: Tensor | None = None, *, 
     return W.VBox([style, W.HBox([fig, side]), controls])
 
 
-def plot_embedding_static(embeddings, labels: Tensor, images: Tensor | None = None, *, ax=None,
-                          title: str = "Embedding space", n_thumbnails: int = 20, method: str = "umap", seed: int = 0):
-    """Matplotlib scatter of a 2-D view coloured by class, with a few digit thumbnails on top."""
-    import matplotlib.pyplot as plt
-    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
-
-    xy = project_2d(embeddings, method=method, seed=seed)
-    y = _numpy(labels).astype(int)
-    if len(y) != len(xy):
-        raise ValueError(f"labels must have one entry per point: got {len(y)} for {len(xy)} points")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 7))
-    for c in np.unique(y):
-        m = y == c
-        ax.scatter(xy[m, 0], xy[m, 1], s=14, color=color_of(int(c)), label=str(c), alpha=0.8)
-    if images is not None and n_thumbnails:
-        rng = np.random.default_rng(seed)
-        for i in rng.choice(len(xy), size=min(n_thumbnails, len(xy)), replace=False):
-            img = OffsetImage(np.squeeze(_numpy(images[i])), cmap="gray_r", zoom=0.9)
-            ax.add_artist(AnnotationBbox(img, xy[i], frameon=True, pad=0.1,
-                                         bboxprops=dict(edgecolor=color_of(int(y[i])), linewidth=2)))
-    ax.set_title(title, fontsize=FONT_SIZE + 2)
-    ax.legend(title="class", fontsize=FONT_SIZE - 4, markerscale=2, loc="best")
-    ax.tick_params(labelsize=FONT_SIZE - 4)
-    return ax.figure
-
-
-def plot_snapshots_static(source, labels: Tensor, *, epochs: Sequence[int] | None = None, max_panels: int = 4,
-                          method: str = "umap", umap_epochs: int | None = None, seed: int = 0):
-    """Small multiples: the embedding at a few epochs side by side (the static twin of the slider)."""
-    import matplotlib.pyplot as plt
-
-    snaps, epochs = _snapshots_of(source, epochs)
-    pick = np.unique(np.linspace(0, len(snaps) - 1, min(max_panels, len(snaps))).round().astype(int))
-    xy = _project_all([snaps[i] for i in pick], method, umap_epochs, seed)
-    y = _numpy(labels).astype(int)
-    fig, axes = plt.subplots(1, len(pick), figsize=(4.2 * len(pick), 4.4), squeeze=False)
-    for ax, points, i in zip(axes[0], xy, pick):
-        for c in np.unique(y):
-            m = y == c
-            ax.scatter(points[m, 0], points[m, 1], s=6, color=color_of(int(c)), label=str(c))
-        ax.set_title(f"epoch {epochs[i]}", fontsize=FONT_SIZE)
-        ax.set_xticks([]), ax.set_yticks([])
-    axes[0, -1].legend(title="class", fontsize=FONT_SIZE - 6, markerscale=2, loc="center left", bbox_to_anchor=(1, 0.5))
-    fig.tight_layout()
-    return fig
-
-
 def plot_collapse(runs: dict, labels: Tensor, title: str = "The same test images under two networks"):
     """Embeddings of several runs side by side, in the *same* axes: all are projected on the two
     principal directions of the first run (the healthy one), without rescaling, so a collapsed
@@ -217,14 +166,14 @@ def plot_collapse(runs: dict, labels: Tensor, title: str = "The same test images
     from plotly.subplots import make_subplots
 
     names = list(runs)
-    xs = [_numpy(runs[n]) for n in names]
+    xs = [to_numpy(runs[n], np.float32) for n in names]
     if len({x.shape for x in xs}) != 1:
         raise ValueError(f"all runs must embed the same inputs, got shapes {[x.shape for x in xs]}")
     centre = xs[0].mean(0)
     _, _, vt = np.linalg.svd(xs[0] - centre, full_matrices=False)
     xy = [(x - centre) @ vt[:2].T for x in xs]
     lim = float(np.abs(np.concatenate(xy)).max()) * 1.08
-    y = _numpy(labels).astype(int)
+    y = to_numpy(labels).astype(int)
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.06)
     for col, points in enumerate(xy, start=1):
         for c in np.unique(y):

@@ -8,7 +8,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .style import FONT_SIZE, PALETTE, plotly_layout
+from ..similarity.hierarchy import nearest_classes, tree_merges
+from .images import show_images
+from .style import PALETTE, font_size, plotly_layout
+
+__all__ = ["dendrogram_segments", "plot_class_tree", "neighbour_table", "plot_class_neighbours_static",
+           "class_neighbours_explorer", "plot_margin_matrix"]
 
 
 def dendrogram_segments(merges: Sequence[tuple[float, list[int], list[int]]], n: int
@@ -53,7 +58,6 @@ def dendrogram_segments(merges: Sequence[tuple[float, list[int], list[int]]], n:
 
 
 def _tree_layout(tree, names: Sequence[str]):
-    from ..hierarchy import tree_merges
     merges = tree_merges(tree.distances, tree.d0, tree.levels)
     order, segments = dendrogram_segments(merges, len(tree.classes))
     labels = [names[int(tree.classes[i])] for i in order]
@@ -73,34 +77,17 @@ def plot_class_tree(tree, names: Sequence[str], title: str = "The class tree (av
     fig = go.Figure(layout=plotly_layout(
         title=title, width=max(900, 14 * len(order)), height=480, showlegend=False,
         xaxis=dict(tickmode="array", tickvals=list(range(len(order))), ticktext=labels, tickangle=-90,
-                   tickfont=dict(size=FONT_SIZE - 5), title="class"),
+                   tickfont=dict(size=font_size() - 5), title="class"),
         yaxis=dict(title="merge threshold d_l (squared distance)", rangemode="tozero")))
     fig.add_scatter(x=xs, y=ys, mode="lines", line=dict(color=PALETTE[0], width=2), hoverinfo="skip")
     fig.add_hline(y=tree.d0, line=dict(color="#777", dash="dot", width=2),
-                  annotation=dict(text=f"d0 = {tree.d0:.3f}", font=dict(size=FONT_SIZE - 2)),
+                  annotation=dict(text=f"d0 = {tree.d0:.3f}", font=dict(size=font_size() - 2)),
                   annotation_position="top left")
-    return fig
-
-
-def plot_class_tree_static(tree, names: Sequence[str], title: str = "The class tree (average linkage)"):
-    """Matplotlib twin of :func:`plot_class_tree`."""
-    import matplotlib.pyplot as plt
-
-    order, segments, labels = _tree_layout(tree, names)
-    fig, ax = plt.subplots(figsize=(max(9, 0.16 * len(order)), 4.8))
-    for x0, y0, x1, y1 in segments:
-        ax.plot([x0, x1], [y0, y1], color=PALETTE[0], lw=1.6)
-    ax.axhline(tree.d0, color="#777", ls=":", lw=2, label=f"d0 = {tree.d0:.3f}")
-    ax.set_xticks(range(len(order)), labels, rotation=90, fontsize=FONT_SIZE - 8)
-    ax.set(ylabel="merge threshold d_l", title=title)
-    ax.legend()
-    fig.tight_layout()
     return fig
 
 
 def neighbour_table(tree, cls: int, k: int = 5) -> list[tuple[int, float, float]]:
     """The k classes nearest to class label ``cls``: (label, class distance, d_H), nearest first."""
-    from ..hierarchy import nearest_classes
     row = tree.rows(torch.tensor([cls]))
     nearest = nearest_classes(tree.distances.cpu(), row, min(k, len(tree.classes) - 1) + 1)[0, 1:].tolist()
     row = int(row[0])
@@ -110,7 +97,6 @@ def neighbour_table(tree, cls: int, k: int = 5) -> list[tuple[int, float, float]
 def plot_class_neighbours_static(tree, images: Tensor, labels: Tensor, names: Sequence[str], cls: int,
                                  k: int = 5, per_class: int = 3):
     """Images of class ``cls`` (first column) and of its k nearest classes, with distance and d_H."""
-    from .images import show_images
     rows = [(cls, 0.0, 0.0), *neighbour_table(tree, cls, k)]
     picks, titles = [], []
     for c, dist, dh in rows:
@@ -154,28 +140,12 @@ def plot_margin_matrix(alpha: Tensor, tree, names: Sequence[str], title: str = "
     order, _, labels = _tree_layout(tree, names)
     a = alpha.detach().cpu()[order][:, order].numpy()
     fig = go.Figure(layout=plotly_layout(title=title, width=760, height=700,
-                                         xaxis=dict(title="negative's class", tickfont=dict(size=FONT_SIZE - 7)),
+                                         xaxis=dict(title="negative's class", tickfont=dict(size=font_size() - 7)),
                                          yaxis=dict(title="anchor's class", autorange="reversed",
-                                                    tickfont=dict(size=FONT_SIZE - 7))))
+                                                    tickfont=dict(size=font_size() - 7))))
     fig.add_heatmap(z=np.where(np.eye(len(a), dtype=bool), np.nan, a), x=labels, y=labels, colorscale="Viridis",
                     colorbar=dict(title="α"),
                     hovertemplate="anchor %{y}, negative %{x}: α = %{z:.2f}<extra></extra>")
     return fig
 
 
-def plot_margin_matrix_static(alpha: Tensor, tree, names: Sequence[str],
-                              title: str = "Dynamic margin α per class pair"):
-    """Matplotlib twin of :func:`plot_margin_matrix`."""
-    import matplotlib.pyplot as plt
-
-    order, _, labels = _tree_layout(tree, names)
-    a = alpha.detach().cpu()[order][:, order].numpy().astype(float)
-    np.fill_diagonal(a, np.nan)
-    fig, ax = plt.subplots(figsize=(7.5, 6.5))
-    im = ax.imshow(a, cmap="viridis")
-    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
-    ax.set_yticks(range(len(labels)), labels, fontsize=6)
-    ax.set(xlabel="negative's class", ylabel="anchor's class", title=title)
-    fig.colorbar(im, label="α")
-    fig.tight_layout()
-    return fig

@@ -3,16 +3,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 from torch import Tensor
 
-from .style import FONT_SIZE, PALETTE
+from .style import PALETTE, font_size, image2d
 
 __all__ = ["show_images", "show_pairs", "show_retrieval"]
 
-
-def _gray(image) -> np.ndarray:
-    return np.squeeze(image.detach().cpu().numpy() if isinstance(image, Tensor) else np.asarray(image))
 
 
 def show_images(images: Tensor, titles: Sequence | None = None, ncols: int = 10, title: str | None = None,
@@ -30,11 +26,11 @@ def show_images(images: Tensor, titles: Sequence | None = None, ncols: int = 10,
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < n:
-            ax.imshow(_gray(images[k]), cmap="gray_r", vmin=0, vmax=1)
+            ax.imshow(image2d(images[k]), cmap="gray_r", vmin=0, vmax=1)
             if titles is not None:
-                ax.set_title(str(titles[k]), fontsize=FONT_SIZE - 2)
+                ax.set_title(str(titles[k]), fontsize=font_size() - 2)
     if title:
-        fig.suptitle(title, fontsize=FONT_SIZE + 2)
+        fig.suptitle(title, fontsize=font_size() + 2)
     fig.tight_layout()
     return fig
 
@@ -54,7 +50,7 @@ def show_pairs(first: Tensor, second: Tensor, same: Tensor, distances: Tensor | 
         colour = PALETTE[2] if bool(same[k]) else PALETTE[3]
         for row, img in enumerate((first[k], second[k])):
             ax = axes[row, k]
-            ax.imshow(_gray(img), cmap="gray_r", vmin=0, vmax=1)
+            ax.imshow(image2d(img), cmap="gray_r", vmin=0, vmax=1)
             ax.set_xticks([]), ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set(color=colour, linewidth=4)
@@ -65,9 +61,9 @@ def show_pairs(first: Tensor, second: Tensor, same: Tensor, distances: Tensor | 
             if threshold is not None:
                 says_same = d <= threshold
                 caption += f"\n{'same' if says_same else 'diff.'} {'✓' if says_same == bool(same[k]) else '✗'}"
-        axes[1, k].set_xlabel(caption, fontsize=FONT_SIZE - 3)
+        axes[1, k].set_xlabel(caption, fontsize=font_size() - 3)
     if title:
-        fig.suptitle(title + "  (green frame: same class, orange: different)", fontsize=FONT_SIZE)
+        fig.suptitle(title + "  (green frame: same class, orange: different)", fontsize=font_size())
     fig.tight_layout()
     return fig
 
@@ -83,20 +79,20 @@ def show_retrieval(query_images: Tensor, query_labels: Tensor, gallery_images: T
         raise ValueError(f"neighbours has {q} rows but there are {len(query_images)} query images")
     fig, axes = plt.subplots(q, k + 1, figsize=(1.25 * (k + 1), 1.35 * q), squeeze=False)
     for r in range(q):
-        axes[r, 0].imshow(_gray(query_images[r]), cmap="gray_r", vmin=0, vmax=1)
-        axes[r, 0].set_ylabel(f"query {int(query_labels[r])}", fontsize=FONT_SIZE - 4)
+        axes[r, 0].imshow(image2d(query_images[r]), cmap="gray_r", vmin=0, vmax=1)
+        axes[r, 0].set_ylabel(f"query {int(query_labels[r])}", fontsize=font_size() - 4)
         for c in range(k):
             j = int(neighbours[r, c])
             ax = axes[r, c + 1]
-            ax.imshow(_gray(gallery_images[j]), cmap="gray_r", vmin=0, vmax=1)
+            ax.imshow(image2d(gallery_images[j]), cmap="gray_r", vmin=0, vmax=1)
             hit = int(gallery_labels[j]) == int(query_labels[r])
             for spine in ax.spines.values():
                 spine.set(color=PALETTE[2] if hit else PALETTE[3], linewidth=4)
             if r == 0:
-                ax.set_title(f"#{c + 1}", fontsize=FONT_SIZE - 4)
+                ax.set_title(f"#{c + 1}", fontsize=font_size() - 4)
         for ax in axes[r]:
             ax.set_xticks([]), ax.set_yticks([])
     if title:
-        fig.suptitle(title + "  (green: same digit as the query, orange: another digit)", fontsize=FONT_SIZE - 2)
+        fig.suptitle(title + "  (green: same digit as the query, orange: another digit)", fontsize=font_size() - 2)
     fig.tight_layout()
     return fig

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..losses import contrastive_loss
-from .style import FONT_SIZE, PALETTE, plotly_layout
+from ..similarity.losses import contrastive_loss, triplet_loss
+from .style import PALETTE, font_size, plotly_layout
 
-__all__ = ["contrastive_curves", "contrastive_loss_explorer", "plot_contrastive_loss_static", "loss_landscapes",
-           "triplet_margin_explorer", "plot_triplet_vs_contrastive_static"]
+__all__ = ["contrastive_curves", "contrastive_loss_explorer", "loss_landscapes",
+           "triplet_margin_explorer"]
 
 
 def contrastive_curves(margin: float, d_max: float = 2.5, n: int = 201) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -42,7 +42,7 @@ def contrastive_loss_explorer(margin: float = 1.0, d_max: float = 2.5):
         with fig.batch_update():
             fig.data[1].y = neg_m
             fig.layout.shapes[0].x0 = fig.layout.shapes[0].x1 = m
-        note.value = (f"<span style='font-size:{FONT_SIZE}px'>Negative pairs farther apart than m = {m:.2f} "
+        note.value = (f"<span style='font-size:{font_size()}px'>Negative pairs farther apart than m = {m:.2f} "
                       "cost nothing: the loss stops pushing them.</span>")
 
     slider.observe(update, names="value")
@@ -50,26 +50,9 @@ def contrastive_loss_explorer(margin: float = 1.0, d_max: float = 2.5):
     return W.VBox([slider, fig, note])
 
 
-def plot_contrastive_loss_static(margins=(0.5, 1.0, 2.0), d_max: float = 2.5):
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    d, pos, _ = contrastive_curves(margins[0], d_max)
-    ax.plot(d, pos, lw=3, color=PALETTE[0], label="same class: ½ d²")
-    for k, m in enumerate(margins):
-        _, _, neg = contrastive_curves(m, d_max)
-        ax.plot(d, neg, lw=3, color=PALETTE[3], alpha=0.4 + 0.6 * (k + 1) / len(margins),
-                label=f"different class, m = {m}")
-    ax.set(xlabel="distance d", ylabel="loss", ylim=(0, 1.6), title="Contrastive loss of one pair")
-    ax.legend(fontsize=FONT_SIZE - 4)
-    fig.tight_layout()
-    return fig
-
-
 def loss_landscapes(margin: float, d_max: float = 2.0, n: int = 81) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Loss of one (anchor, positive, negative) over a grid of d(a, p) (columns) and d(a, n) (rows):
     contrastive (the pair (a, p) plus the pair (a, n)) and triplet. -> d, contrastive (n, n), triplet (n, n)."""
-    from ..losses import triplet_loss
     d = torch.linspace(0, d_max, n, dtype=torch.float64)
     d_ap, d_an = d[None, :].expand(n, n).reshape(-1), d[:, None].expand(n, n).reshape(-1)
     zero = torch.zeros(n * n, 1, dtype=torch.float64)
@@ -127,14 +110,3 @@ def triplet_margin_explorer(margin: float = 0.5, d_max: float = 2.0):
     return W.VBox([slider, fig])
 
 
-def plot_triplet_vs_contrastive_static(margin: float = 0.5, d_max: float = 2.0):
-    import matplotlib.pyplot as plt
-
-    d, con, tri = loss_landscapes(margin, d_max)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
-    for ax, z, name in zip(axes, (con, tri), ("contrastive: both pairs", "triplet: the ranking")):
-        im = ax.pcolormesh(d, d, z, vmin=0, vmax=2.0, cmap="viridis", shading="auto")
-        ax.contour(d, d, z, levels=[1e-3], colors=PALETTE[1], linewidths=4)
-        ax.set(xlabel="d(anchor, positive)", ylabel="d(anchor, negative)", title=f"{name}, m = {margin}")
-    fig.colorbar(im, ax=axes, label="loss")
-    return fig

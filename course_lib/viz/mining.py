@@ -5,10 +5,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..mining import DIFFICULTY, pairwise_distances, triplet_difficulty
-from .style import FONT_SIZE, PALETTE, image_png, plotly_layout
+from ..similarity.distances import pairwise_distances
+from ..similarity.labels import label_masks
+from ..similarity.mining import (
+    DIFFICULTY,
+    batch_hard_triplets,
+    distance_weighted_triplets,
+    semi_hard_triplets,
+    triplet_difficulty,
+)
+from .style import PALETTE, font_size, image_png, plotly_layout
 
-__all__ = ["anchor_view", "busiest_anchor", "difficulty_explorer", "plot_difficulty_static", "picked_negative_distances",
+__all__ = ["anchor_view", "busiest_anchor", "difficulty_explorer", "picked_negative_distances",
            "sphere_distance_density", "plot_negative_distances"]
 
 COLOURS = {"positive": PALETTE[0], "hard": PALETTE[3], "semi-hard": PALETTE[1], "easy": PALETTE[9]}
@@ -95,7 +103,7 @@ def difficulty_explorer(embeddings: Tensor, labels: Tensor, images: Tensor | Non
                                      f"positive {v['positive']}: d(a, p) = {v['d_ap']:.3f}")
         if images is not None:
             picture.value = image_png(images[anchor_box.value])
-        counts.value = (f"<span style='font-size:{FONT_SIZE}px'>" + "<br>".join(
+        counts.value = (f"<span style='font-size:{font_size()}px'>" + "<br>".join(
             f"<b style='color:{COLOURS[n]}'>{n}</b>: {len(groups[n])}" for n in DIFFICULTY) + "</span>")
 
     def new_anchor(_=None):
@@ -114,39 +122,12 @@ def difficulty_explorer(embeddings: Tensor, labels: Tensor, images: Tensor | Non
     return W.VBox([W.HBox([anchor_box, positive_box, margin_box]), W.HBox([fig, side])])
 
 
-def plot_difficulty_static(embeddings: Tensor, labels: Tensor, anchor: int | None = None, margin: float = 0.2,
-                           positive: int | None = None):
-    """Matplotlib twin of :func:`difficulty_explorer` for one anchor (default: :func:`busiest_anchor`)."""
-    import matplotlib.pyplot as plt
-
-    anchor = busiest_anchor(embeddings, labels, margin) if anchor is None else anchor
-    v = anchor_view(embeddings, labels, anchor, positive)
-    groups = _negative_groups(v, margin)
-    rng = np.random.default_rng(0)
-    fig, ax = plt.subplots(figsize=(10, 3.6))
-    ax.axvspan(v["d_ap"], v["d_ap"] + margin, color=PALETTE[1], alpha=0.15, label="margin band")
-    ax.axvline(v["d_ap"], color=PALETTE[0], lw=3)
-    ax.scatter(v["d"][v["pos"]], 1 + rng.uniform(-0.18, 0.18, len(v["pos"])), s=60, color=COLOURS["positive"],
-               label="positive")
-    for name in DIFFICULTY:
-        idx = groups[name]
-        ax.scatter(v["d"][idx], rng.uniform(-0.18, 0.18, len(idx)), s=60, color=COLOURS[name],
-                   label=f"{name} ({len(idx)})")
-    ax.set(yticks=[0, 1], yticklabels=["negatives", "positives"], xlabel="distance from the anchor",
-           title=f"anchor {anchor}: d(a, p) = {v['d_ap']:.3f}, margin {margin}", ylim=(-0.6, 1.6))
-    ax.legend(loc="upper left", bbox_to_anchor=(1, 1), fontsize=FONT_SIZE - 4)
-    fig.tight_layout()
-    return fig
-
-
 def picked_negative_distances(embeddings: Tensor, labels: Tensor, margin: float = 0.2,
                               generator: torch.Generator | None = None) -> dict[str, np.ndarray]:
     """d(a, n) of the negatives each miner picks in one batch, next to all negative distances.
 
     -> {"all negatives", "batch-hard", "semi-hard", "distance-weighted"}: 1-D arrays of distances.
     """
-    from ..labels import label_masks
-    from ..mining import batch_hard_triplets, distance_weighted_triplets, semi_hard_triplets
 
     e = torch.nn.functional.normalize(embeddings.detach().float(), dim=1)
     d = pairwise_distances(e)

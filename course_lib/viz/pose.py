@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from ..figures import BONES, JOINTS, SIDES
-from ..keypoints import heatmap_argmax, rescale, soft_argmax2d
-from .style import FONT_SIZE, PALETTE, plotly_layout
+from ..pose.figures import BONES, JOINTS, SIDES
+from ..pose.keypoints import heatmap_argmax, rescale, soft_argmax2d
+from .style import PALETTE, font_size, plotly_layout
 
 __all__ = ["draw_pose", "show_poses", "heatmap_viewer", "plot_heatmaps_static"]
 
@@ -52,9 +51,9 @@ def show_poses(images: Tensor, poses: dict[str, Tensor] | Tensor, n: int = 6, ti
         ax.set_xticks([])
         ax.set_yticks([])
         if titles is not None:
-            ax.set_title(titles[i], fontsize=FONT_SIZE - 5)
+            ax.set_title(titles[i], fontsize=font_size() - 5)
     if len(poses) > 1:
-        fig.legend(loc="lower center", ncol=len(poses), fontsize=FONT_SIZE - 4, frameon=False)
+        fig.legend(loc="lower center", ncol=len(poses), fontsize=font_size() - 4, frameon=False)
         fig.tight_layout(rect=(0, 0.08, 1, 1))
     else:
         fig.tight_layout()
@@ -126,7 +125,7 @@ def heatmap_viewer(images: Tensor, heatmaps: Tensor, keypoints: Tensor, stride: 
                 for trace in (3 + n, 6 + n):
                     fig.data[trace].x, fig.data[trace].y = [float(p[0])], [float(p[1])]
         err = lambda p: float((p - keypoints[i, k]).norm())
-        readout.value = (f"<span style='font-size:{FONT_SIZE}px'>{JOINTS[k]}: truth ({float(points[0][0]):.2f}, "
+        readout.value = (f"<span style='font-size:{font_size()}px'>{JOINTS[k]}: truth ({float(points[0][0]):.2f}, "
                          f"{float(points[0][1]):.2f}); <b style='color:{ARGMAX_COLOR}'>argmax</b> off by "
                          f"{err(points[1]):.2f} px, <b style='color:{SOFT_COLOR}'>soft-argmax</b> off by "
                          f"{err(points[2]):.2f} px</span>")
@@ -149,14 +148,14 @@ def plot_heatmaps_static(image: Tensor, heatmaps: Tensor, keypoints: Tensor, str
     fig, axes = plt.subplots(1, len(joints) + 1, figsize=(2.5 * (len(joints) + 1), 3.0))
     axes[0].imshow(image[0].detach().cpu().numpy(), cmap="gray", vmin=0, vmax=1)
     draw_pose(axes[0], keypoints, color=GT_COLOR)
-    axes[0].set_title("image, truth", fontsize=FONT_SIZE - 5)
+    axes[0].set_title("image, truth", fontsize=font_size() - 5)
     extent = (-0.5, size - 0.5, size - 0.5, -0.5)
     for ax, k in zip(axes[1:], joints):
         ax.imshow(heatmaps[k].numpy(), cmap="viridis", extent=extent)
         for p, color, m in ((keypoints[k], GT_COLOR, "o"), (argmax_xy[0, k], ARGMAX_COLOR, "s"),
                             (soft_xy[0, k], SOFT_COLOR, "x")):
             ax.plot(float(p[0]), float(p[1]), m, color=color, ms=8, mew=2, mec="white" if m != "x" else color)
-        ax.set_title(JOINTS[k], fontsize=FONT_SIZE - 5)
+        ax.set_title(JOINTS[k], fontsize=font_size() - 5)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])

@@ -1,6 +1,6 @@
 """See a sampling grid: where each output pixel of ``grid_sample`` reads the input.
 
-The views use ``course_lib.geometry`` (``affine_grid`` + ``grid_sample``), the calls an STN makes.
+The views use ``course_lib.stn.geometry`` (``affine_grid`` + ``grid_sample``), the calls an STN makes.
 Left: the input with the grid drawn over it (every few grid lines, the border in orange, the output's
 top-left corner as a dot). Right: the output, the input read at those points.
 """
@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..geometry import affine_theta, pixels_to_normalized, sampling_points, warp
-from .style import FONT_SIZE, PALETTE, plotly_layout
+from ..stn.geometry import affine_theta, pixels_to_normalized, sampling_points, warp
+from .style import PALETTE, font_size, plotly_layout
 
 __all__ = ["grid_lines", "sampling_grid_explorer", "plot_sampling_grid_static", "stn_browser",
            "plot_stn_examples_static"]
@@ -135,7 +135,7 @@ def sampling_grid_explorer(image: Tensor, angle: float = 0.0, scale: float = 1.0
         with fig.batch_update():
             fig.data[1].z = out[0].numpy()
             _move_grid(fig, theta, (h, w), corners.value)
-        readout.value = f"<span style='font-size:{FONT_SIZE}px; font-family:monospace'>{_theta_text(theta)}</span>"
+        readout.value = f"<span style='font-size:{font_size()}px; font-family:monospace'>{_theta_text(theta)}</span>"
 
     for s in (*sliders.values(), corners):
         s.observe(update, names="value")

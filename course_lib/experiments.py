@@ -1,0 +1,150 @@
+"""Experiments over several runs: train the same recipe over seeds, summarise, compare.
+
+This module sits above the maths (it trains and evaluates through them); nothing in ``core`` or in the
+lesson packages imports it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from torch import Tensor, nn
+
+from .core.runtime import seed_everything
+from .core.training import History, StepFn, cosine_schedule, fit
+from .similarity.evaluation import retrieval_scores
+from .similarity.hierarchy import (
+    AnchorNeighbourSampler,
+    ClassTree,
+    LiveTree,
+    RebuildEachEpoch,
+    nearest_classes,
+)
+from .similarity.losses import batch_all_triplet_loss, hierarchical_triplet_loss
+from .similarity.samplers import PKSampler
+from .similarity.steps import pk_step
+
+__all__ = ["over_seeds", "train_run", "train_over_seeds", "mean_sd", "Recipe", "recipe_loss", "recipe_setup"]
+
+
+def over_seeds(train: Callable[[int], dict[str, float]], seeds: Sequence[int] | int) -> dict[str, list[float]]:
+    """Run ``train(seed)`` for every seed and collect each returned number into a list.
+
+    ``train`` trains one model from scratch with that seed and returns its scores, e.g.
+    ``{"MAP@R": 0.61, "P@1": 0.88}``. ``seeds=3`` means seeds 0, 1, 2.
+    """
+    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seeds:
+        raise ValueError("give at least one seed")
+    results: dict[str, list[float]] = {}
+    for seed in seeds:
+        for name, value in train(seed).items():
+            results.setdefault(name, []).append(float(value))
+    return results
+
+
+Build = Callable[[int], "tuple[nn.Module, Iterable, StepFn]"]   # seed -> (model on its device, batches, step)
+
+
+def train_run(build: Build, seed: int, *, epochs: int, lr: float = 1e-3, cosine: bool = False,
+              evaluate: Callable[[nn.Module], dict] | None = None) -> tuple[nn.Module, History]:
+    """One training run from a seed: ``seed_everything(seed)``, ``model, batches, step = build(seed)``, then
+    ``fit`` for ``epochs`` (Adam at ``lr``; with ``cosine``, the rate decays along a cosine to 0 over all the
+    steps), ``evaluate(model)`` after every epoch, no progress bar. Returns (model, history).
+
+    ``build`` makes everything the run needs from its seed, after the seeding: the network (on its device),
+    the batches (seeded with ``seed``) and the step function; reseed there any generator the step draws from.
+    """
+    seed_everything(seed)
+    model, batches, step = build(seed)
+    schedule = cosine_schedule(epochs * len(batches)) if cosine else None
+    history = fit(model, batches, step, epochs=epochs, lr=lr, lr_schedule=schedule, evaluate=evaluate,
+                  progress=False)
+    return model, history
+
+
+def train_over_seeds(build: Build, seeds: Sequence[int] | int, *, epochs: int, test: tuple[Tensor, Tensor],
+                     lr: float = 1e-3, cosine: bool = False) -> dict[str, list[float]]:
+    """:func:`train_run` from every seed, each model scored by retrieval on ``test = (x, y)``.
+
+    Returns ``{"P@1": [...], "MAP@R": [...], "seconds": [...]}`` with one entry per seed (``seeds=3``: 0, 1, 2),
+    so the same seeds give the same lists.
+    """
+    x, y = test
+
+    def run(seed: int) -> dict[str, float]:
+        model, history = train_run(build, seed, epochs=epochs, lr=lr, cosine=cosine)
+        return {**retrieval_scores(model, x, y), "seconds": sum(e["seconds"] for e in history.epochs)}
+
+    return over_seeds(run, seeds)
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    v = [float(x) for x in values]
+    if not v:
+        raise ValueError("no values to summarise")
+    m = sum(v) / len(v)
+    sd = math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0
+    return m, sd
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One way to train in notebook 04: which batches, which loss.
+
+    sampling: ``"P×K"`` (random classes) or ``"neighbours"`` (anchor-neighbour batches);
+    margin:   a number (batch-all's fixed margin) or ``"dynamic"`` (HTL: beta + gamma (d_H - s_anchor));
+    gamma:    the scale of the tree's part of a dynamic margin (1 is Ge et al.'s);
+    squared:  hinge on squared distances (the units of d_H and s) instead of plain ones.
+    """
+    sampling: str
+    margin: float | str
+    gamma: float = 1.0
+    squared: bool = False
+
+    def __post_init__(self):
+        if self.sampling not in ("P×K", "neighbours"):
+            raise ValueError(f'sampling must be "P×K" or "neighbours", got {self.sampling!r}')
+        if not (self.margin == "dynamic" or isinstance(self.margin, (int, float))):
+            raise ValueError(f'margin must be a number or "dynamic", got {self.margin!r}')
+
+
+def recipe_loss(recipe: Recipe, live: LiveTree | None, beta: float = 0.1) -> Callable[[Tensor, Tensor], Tensor]:
+    """The recipe's batch loss ``loss(embeddings, labels)``: HTL on the live tree for a dynamic margin, else
+    batch-all with the fixed margin (``live`` may then be None)."""
+    if recipe.margin == "dynamic":
+        return lambda e, y: hierarchical_triplet_loss(e, y, live.tree, beta, squared=recipe.squared, scale=recipe.gamma)
+    return lambda e, y: batch_all_triplet_loss(e, y, float(recipe.margin), squared=recipe.squared)
+
+
+def recipe_setup(recipe: Recipe, make_net: Callable[[], nn.Module], images: Tensor, labels: Tensor, tree: ClassTree,
+                 *, classes_per_batch: int, per_class: int, steps: int, anchors: int, m: int, every: int = 2,
+                 beta: float = 0.1, nearest: Callable[[Tensor, Tensor, int], Tensor] = nearest_classes) -> Build:
+    """``build(seed) -> (model, batches, step)`` for :func:`train_over_seeds`: ``make_net()``, then the recipe's
+    sampler and loss.
+
+    images (N, ...), labels (N,): the training set, on the model's device. ``tree`` is the tree of the
+    weights every run starts from (the shared warm start); a run that needs a tree (neighbour batches or
+    a dynamic margin) starts from it and rebuilds it from its own network every ``every`` epochs.
+    Batches hold ``classes_per_batch`` x ``per_class`` images either way: P×K draws the classes at random,
+    neighbour batches take ``anchors`` groups of ``m`` classes (anchors * m = classes_per_batch).
+    """
+    if recipe.sampling == "neighbours" and anchors * m != classes_per_batch:
+        raise ValueError(f"neighbour batches of {anchors} anchors x m = {m} classes hold {anchors * m} classes, "
+                         f"P×K batches {classes_per_batch}: make them equal so that the budgets match")
+
+    def build(seed: int):
+        model = make_net()
+        random_batches = PKSampler(labels, classes_per_batch, per_class, steps=steps, seed=seed)
+        if recipe.sampling == "P×K" and recipe.margin != "dynamic":         # no tree needed
+            return model, random_batches, pk_step(images, labels, recipe_loss(recipe, None))
+        live = LiveTree(model, images, labels, tree.levels, every=every, tree=tree)
+        if recipe.sampling == "P×K":
+            batches = RebuildEachEpoch(random_batches, live)
+        else:
+            batches = AnchorNeighbourSampler(labels, live, anchors, m, per_class, steps=steps, seed=seed,
+                                             nearest=nearest)
+        return model, batches, pk_step(images, labels, recipe_loss(recipe, live, beta))
+    return build
