@@ -25,7 +25,8 @@ from .similarity.losses import batch_all_triplet_loss, hierarchical_triplet_loss
 from .similarity.samplers import PKSampler
 from .similarity.steps import pk_step
 
-__all__ = ["over_seeds", "train_run", "train_over_seeds", "mean_sd", "Recipe", "recipe_loss", "recipe_setup"]
+__all__ = ["over_seeds", "Build", "train_run", "train_over_seeds", "mean_sd", "Recipe", "recipe_loss",
+           "recipe_setup"]
 
 
 def over_seeds(train: Callable[[int], dict[str, float]], seeds: Sequence[int] | int) -> dict[str, list[float]]:

@@ -9,8 +9,10 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def pyproject_pins():
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+def pyproject_pins(groups: tuple[str, ...] = ()):
+    """Exact pins of the runtime dependencies, and of the named dependency groups."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    deps = project["project"]["dependencies"] + [d for g in groups for d in project["dependency-groups"][g]]
     pins = {}
     for dep in deps:
         match = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^\s;]+)", dep)
@@ -25,7 +27,11 @@ def environment_pins():
 
 
 def test_environment_yml_matches_pyproject():
-    assert environment_pins() == pyproject_pins()
+    """conda gets the runtime and the test tools (not the benchmarks' comparison libraries), pinned alike."""
+    env, everything = environment_pins(), pyproject_pins(("dev", "browser"))
+    assert set(pyproject_pins()) <= set(env), "environment.yml lacks a runtime dependency of pyproject.toml"
+    assert {"pytest", "nbval"} <= set(env), "environment.yml must also install the test tools"
+    assert {name: everything.get(name) for name in env} == env, "environment.yml and pyproject.toml pin differently"
     python = re.search(r"^\s*-\s*python=(\S+)", (ROOT / "environment.yml").read_text(), re.M)[1]
     assert python == "3.11"
 
@@ -35,7 +41,7 @@ def test_lock_file_pins_the_same_versions():
     locked = {}
     for p in lock["package"]:
         locked.setdefault(p["name"].lower(), set()).add(p["version"])
-    for name, version in pyproject_pins().items():
+    for name, version in pyproject_pins(("dev", "browser")).items():
         assert locked.get(name) == {version}, f"uv.lock has {name} {locked.get(name)}, pyproject pins {version}: run uv lock"
 
 

@@ -45,7 +45,7 @@ from ..core.runtime import profile
 from .render import RenderError, render_course
 
 __all__ = ["NOTEBOOK_PATTERN", "BEGIN", "END", "STUDENT_NOTE", "strip_solutions", "count_solutions",
-    "student_notebook", "write_student_notebook", "write_student_edition", "main"]
+           "student_notebook", "write_student_notebook", "write_student_edition", "main"]
 
 
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"  # the lessons; other notebooks (scratch, drafts) are left alone

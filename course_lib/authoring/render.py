@@ -42,8 +42,8 @@ from pathlib import Path
 from ..core.runtime import format_seconds
 
 __all__ = ["ROOT", "TEMPLATES", "WIDGET_MIME", "PLOTLY_CONFIG", "SETUP_SOURCE", "WIDGET_NOTE", "widget_html",
-    "install_static_display", "markdown_math_to_mathml", "Lesson", "lesson_table", "execute_notebook",
-    "static_notebook", "write_page", "write_index", "render_course", "RenderError"]
+           "install_static_display", "markdown_math_to_mathml", "Lesson", "lesson_table", "execute_notebook",
+           "static_notebook", "write_page", "write_index", "render_course", "RenderError"]
 
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from .checks import check_labels
 from .training import embed
 
 __all__ = ["MNIST_MEAN", "MNIST_STD", "fast_layout", "textbook_layout", "check_images", "DigitClassifier",
-    "classify_step", "error_rate"]
+           "classify_step", "error_rate"]
 
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081   # the training images' mean and standard deviation

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 __all__ = ["pick_device", "seed_everything", "Profile", "PROFILES", "profile", "data_dir", "significant",
-    "format_seconds", "timings"]
+           "format_seconds", "timings"]
 
 
 def pick_device(prefer: str | None = None) -> torch.device:

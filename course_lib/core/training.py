@@ -22,8 +22,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-__all__ = ["History", "eval_mode", "embed", "fit", "cosine_schedule", "resume_point", "Update", "train_epoch", "save_checkpoint",
-    "load_checkpoint"]
+__all__ = ["History", "eval_mode", "embed", "fit", "cosine_schedule", "resume_point", "Update", "train_epoch",
+           "save_checkpoint", "load_checkpoint"]
 
 
 StepFn = Callable[[nn.Module, object], "Tensor | tuple[Tensor, dict]"]

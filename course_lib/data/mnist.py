@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..core.runtime import data_dir
 
-__all__ = ["mnist_folder", "load_mnist", "download_mnist"]
+__all__ = ["mnist_folder", "load_mnist", "download_mnist", "main"]
 
 
 _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

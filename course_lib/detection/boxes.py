@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["BACKGROUND", "IGNORED", "OBJECT", "DELTA_CLIP", "box_area", "box_iou", "nms", "make_anchors",
-    "centre_size", "encode_boxes", "decode_boxes", "match_anchors", "anchor_labels"]
+           "centre_size", "encode_boxes", "decode_boxes", "match_anchors", "anchor_labels"]
 
 
 BACKGROUND, IGNORED, OBJECT = 0, -1, 1                 # anchor labels returned by match_anchors

@@ -33,7 +33,7 @@ from .boxes import (
 )
 
 __all__ = ["INK", "Canvases", "digit_canvases", "CanvasBatches", "TinyDetector", "match_batch", "detection_loss",
-    "detection_step", "detect"]
+           "detection_step", "detect"]
 
 
 INK = 0.3                                       # a pixel brighter than this belongs to a digit's box

@@ -64,8 +64,8 @@ def check_box_iou(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
          lambda got, expected, args: got.shape != expected.shape),
     ]
     return run_checks("box IoU", fn, cases, box_iou, rules,
-                "overlap: max of the top-left corners, min of the bottom-right ones, width and height clamped at 0; "
-                "IoU = overlap / (area a + area b − overlap).")
+                      "overlap: max of the top-left corners, min of the bottom-right ones, width and height clamped at 0; "
+                      "IoU = overlap / (area a + area b − overlap).")
 
 
 def check_encode_boxes(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
@@ -110,8 +110,8 @@ def check_encode_boxes(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
          like(lambda gt, a: -encode_boxes(gt, a))),
     ]
     return run_checks("encode boxes", fn, cases, encode_boxes, rules,
-                "centres and sizes first (cx = (x1 + x2) / 2, w = x2 − x1), then "
-                "[(gx − ax) / aw, (gy − ay) / ah, log(gw / aw), log(gh / ah)] stacked along dim 1.")
+                      "centres and sizes first (cx = (x1 + x2) / 2, w = x2 − x1), then "
+                      "[(gx − ax) / aw, (gy − ay) / ah, log(gw / aw), log(gh / ah)] stacked along dim 1.")
 
 
 def check_anchor_labels(fn: Callable[[Tensor, float, float], Tensor]) -> bool:
@@ -149,8 +149,8 @@ def check_anchor_labels(fn: Callable[[Tensor, float, float], Tensor]) -> bool:
          like(lambda iou, h, l: _labels_zero_best(iou, h, l))),
     ]
     return run_checks("anchor labels", fn, cases, anchor_labels, rules,
-                "best = iou.max(dim=0).values per anchor; labels -1 everywhere, 0 where best < low, 1 where "
-                "best >= high; then 1 where iou equals its row's maximum (and that maximum > 0). G = 0: all 0.")
+                      "best = iou.max(dim=0).values per anchor; labels -1 everywhere, 0 where best < low, 1 where "
+                      "best >= high; then 1 where iou equals its row's maximum (and that maximum > 0). G = 0: all 0.")
 
 
 def _labels_best_per_anchor(iou: Tensor, high: float, low: float) -> Tensor:

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["Case", "SQUARED_HINT", "SELF_HINT", "compare", "like", "has_nan", "wrong_dtype", "run_checks",
-    "line_points", "random_labels", "use_if_correct", "expect_at_least"]
+           "line_points", "random_labels", "use_if_correct", "expect_at_least"]
 
 
 # A rule tells whether a known mistake explains your output: rule(your output, expected output, inputs) -> bool.
@@ -162,7 +162,7 @@ def _grad_problem(fn: Callable, reference: Callable | None, case: Case) -> tuple
 
 
 def run_checks(name: str, fn: Callable, cases: list[Case], reference: Callable | None,
-         rules: list[tuple[str, Rule]], generic: str) -> bool:
+               rules: list[tuple[str, Rule]], generic: str) -> bool:
     """Run fn on every case (values first, then gradients), print a one-line verdict, return True if all pass."""
     expected = [c.expected if c.expected is not None else _first(reference(*_clone(c.args))) for c in cases]
     checks, where, problem = 0, cases[0].name, None

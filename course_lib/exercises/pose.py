@@ -59,8 +59,8 @@ def check_soft_argmax(fn: Callable[[Tensor], Tensor]) -> bool:
          like(lambda h: _soft_argmax_variant(h, from_one=True))),
     ]
     return run_checks("soft-argmax", fn, cases, soft_argmax2d, rules,
-                "p = softmax over the H * W pixels of each map; x = sum of p times the column index, y = sum of p "
-                "times the row index; stack (x, y) in the last dimension.")
+                      "p = softmax over the H * W pixels of each map; x = sum of p times the column index, y = sum of p "
+                      "times the row index; stack (x, y) in the last dimension.")
 
 
 def check_pck(fn: Callable[[Tensor, Tensor, float], float]) -> bool:
@@ -86,4 +86,4 @@ def check_pck(fn: Callable[[Tensor, Tensor, float], float]) -> bool:
          lambda got, expected, args: abs(float(got) - 100 * expected) < 1e-4 or abs(float(got) - expected * args[0].shape[0] * args[0].shape[1]) < 1e-4),
     ]
     return run_checks("PCK", fn, cases, lambda p, g_, th: float(pck(p, g_, th)), rules,
-                "distances = (pred - gt).norm(dim=-1), shape (B, K); return (distances <= threshold).float().mean().")
+                      "distances = (pred - gt).norm(dim=-1), shape (B, K); return (distances <= threshold).float().mean().")

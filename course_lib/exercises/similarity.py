@@ -33,8 +33,8 @@ from .harness import (
 )
 
 __all__ = ["check_pairwise_distances", "check_contrastive_loss", "check_precision_at_1", "check_triplet_loss",
-    "check_average_precision_at_r", "check_batch_hard_loss", "check_semi_hard_mask", "check_batch_all_loss",
-    "check_dynamic_margin", "check_nearest_classes"]
+           "check_average_precision_at_r", "check_batch_hard_loss", "check_semi_hard_mask", "check_batch_all_loss",
+           "check_dynamic_margin", "check_nearest_classes"]
 
 
 # ---------------------------------------------------------------------------------------------- the exercises
@@ -67,7 +67,7 @@ def check_pairwise_distances(fn: Callable[[Tensor], Tensor]) -> bool:
          lambda got, want, args: got.ndim == 3),
     ]
     return run_checks("pairwise distances", fn, cases, pairwise_distances, rules,
-                "d[i, j] = sqrt(sum over k of (x[i, k] − x[j, k])²), for every pair of rows i, j.")
+                      "d[i, j] = sqrt(sum over k of (x[i, k] − x[j, k])²), for every pair of rows i, j.")
 
 
 def _contrastive_terms(x1, x2, same, margin, pos=lambda d: d ** 2, neg=lambda d, m: (m - d).clamp_min(0) ** 2,
@@ -100,7 +100,7 @@ def check_contrastive_loss(fn: Callable[[Tensor, Tensor, Tensor, float], Tensor]
               torch.tensor([[1.0, 2.0], [0.3, 0.4]]), yes_no, 1.0), torch.tensor(0.0625), grad="match"),
     ]
     v = lambda reduce=Tensor.mean, flip=False, m=None, **kw: like(   # noqa: E731
-        lambda x1, x2, s, margin: reduce(_contrastive_terms(x1, x2, s ^ flip, m or margin, **kw)))
+                                                                  lambda x1, x2, s, margin: reduce(_contrastive_terms(x1, x2, s ^ flip, m or margin, **kw)))
     rules = [
         ("The hinge uses the plain distance: max(0, m − d)², not max(0, m − d²)².",
          v(neg=lambda d, m: (m - d ** 2).clamp_min(0) ** 2)),
@@ -115,7 +115,7 @@ def check_contrastive_loss(fn: Callable[[Tensor, Tensor, Tensor, float], Tensor]
         ("Use the margin argument instead of a fixed value.", v(m=1.0)),
     ]
     return run_checks("contrastive loss", fn, cases, contrastive_loss, rules,
-                "loss = mean over pairs of ½·s·d² + ½·(1 − s)·max(0, m − d)², d the plain Euclidean distance.")
+                      "loss = mean over pairs of ½·s·d² + ½·(1 − s)·max(0, m − d)², d the plain Euclidean distance.")
 
 
 def _hits_at_1(queries, query_labels, gallery, gallery_labels, pick=torch.argmin) -> Tensor:
@@ -150,8 +150,8 @@ def check_precision_at_1(fn: Callable[[Tensor, Tensor, Tensor, Tensor], float]) 
         ("Return a fraction between 0 and 1, not a percentage.", like(lambda *a: _hits_at_1(*a).mean().item() * 100)),
     ]
     return run_checks("precision@1", fn, cases, precision_at_1, rules,
-                "For each query take the gallery item with the smallest distance, compare its label with the "
-                "query's label, and average these hits over the queries.")
+                      "For each query take the gallery item with the smallest distance, compare its label with the "
+                      "query's label, and average these hits over the queries.")
 
 
 def check_triplet_loss(fn: Callable[[Tensor, Tensor, Tensor, float], Tensor]) -> bool:
@@ -189,7 +189,7 @@ def check_triplet_loss(fn: Callable[[Tensor, Tensor, Tensor, float], Tensor]) ->
          like(lambda a, p, n, m: triplet_loss(a, n, p, m))),
     ]
     return run_checks("triplet loss", fn, cases, triplet_loss, rules,
-                "loss = mean over triplets of max(0, ||a − p|| − ||a − n|| + margin).")
+                      "loss = mean over triplets of max(0, ||a − p|| − ||a − n|| + margin).")
 
 
 def _ap_terms(hits: Tensor) -> tuple[Tensor, Tensor]:
@@ -234,7 +234,7 @@ def check_average_precision_at_r(fn: Callable[[Tensor], Tensor]) -> bool:
         ("Return one AP per query, shape (Q,), not their mean.", like(lambda h: _ap_at_r(h).mean())),
     ]
     return run_checks("average precision at R", fn, cases, _ap_at_r, rules,
-                "AP@R = (1/R) Σ_i P(i)·rel(i), with P(i) = hits.cumsum / rank. By hand, ✓✗✓ gives (1 + 0 + 2/3)/3.")
+                      "AP@R = (1/R) Σ_i P(i)·rel(i), with P(i) = hits.cumsum / rank. By hand, ✓✗✓ gives (1 + 0 + 2/3)/3.")
 
 
 def _batch_hard(e, labels, margin, far_pos=True, near_neg=True, hinge=True, over_all=False, reduce=torch.mean,
@@ -291,8 +291,8 @@ def check_batch_hard_loss(fn: Callable[[Tensor, Tensor, float], Tensor]) -> bool
         ("Average over the anchors instead of summing.", v(reduce=torch.sum)),
     ]
     return run_checks("batch-hard triplet loss", fn, cases, batch_hard_triplet_loss, rules,
-                "Per anchor: farthest positive, closest negative, max(0, d_ap − d_an + margin); mean over the "
-                "anchors that have both.")
+                      "Per anchor: farthest positive, closest negative, max(0, d_ap − d_an + margin); mean over the "
+                      "anchors that have both.")
 
 
 def _triplet_mask(d, labels, margin, lower=op.lt, upper=op.lt, distinct=True, other=True) -> Tensor:
@@ -355,8 +355,8 @@ def check_semi_hard_mask(fn: Callable[[Tensor, Tensor, float], Tensor]) -> bool:
          like(lambda d, y, m: _triplet_mask(d, y, m).transpose(1, 2))),
     ]
     return run_checks("semi-hard mask", fn, cases, None, rules,
-                "mask[a, p, n] = (a ≠ p) & same label(a, p) & other label(a, n) & (d(a,p) < d(a,n)) & "
-                "(d(a,n) < d(a,p) + margin), with d(a,p) = d[:, :, None] and d(a,n) = d[:, None, :].")
+                      "mask[a, p, n] = (a ≠ p) & same label(a, p) & other label(a, n) & (d(a,p) < d(a,n)) & "
+                      "(d(a,n) < d(a,p) + margin), with d(a,p) = d[:, :, None] and d(a,n) = d[:, None, :].")
 
 
 def _batch_all(e, labels, margin, over="active", valid_only=True, hinge=True, squared=False,
@@ -408,8 +408,8 @@ def check_batch_all_loss(fn: Callable[[Tensor, Tensor, float], Tensor]) -> bool:
         ("Divide the sum by the number of active triplets instead of returning the sum.", v(over="sum")),
     ]
     return run_checks("batch-all triplet loss", fn, cases, batch_all_triplet_loss, rules,
-                "Build the (B, B, B) cube d(a,p) − d(a,n) + margin, clamp it at 0, keep the valid triplets, and "
-                "average over those with a loss > 0.")
+                      "Build the (B, B, B) cube d(a,p) − d(a,n) + margin, clamp it at 0, keep the valid triplets, and "
+                      "average over those with a loss > 0.")
 
 
 def check_dynamic_margin(fn: Callable[[Tensor, Tensor, float], Tensor]) -> bool:
@@ -439,7 +439,7 @@ def check_dynamic_margin(fn: Callable[[Tensor, Tensor, float], Tensor]) -> bool:
          like(lambda h, s, b: b + h.sqrt() - s[:, None])),
     ]
     return run_checks("dynamic margin", fn, cases, dynamic_margin, rules,
-                "alpha is a (C, C) matrix: beta + d_h − s[:, None], the anchor's class along the rows.")
+                      "alpha is a (C, C) matrix: beta + d_h − s[:, None], the anchor's class along the rows.")
 
 
 def check_nearest_classes(fn: Callable[[Tensor, Tensor, int], Tensor]) -> bool:
@@ -475,5 +475,5 @@ def check_nearest_classes(fn: Callable[[Tensor, Tensor, int], Tensor]) -> bool:
         ("Return integer class rows (long), e.g. the .indices of topk.", wrong_dtype),
     ]
     return run_checks("nearest classes", fn, cases, nearest_classes, rules,
-                "For each anchor row: copy it, set its own column to inf, take the m − 1 smallest with "
-                "topk(largest=False), and put the anchor in front.")
+                      "For each anchor row: copy it, set its own column to inf, take the m − 1 smallest with "
+                      "topk(largest=False), and put the anchor in front.")

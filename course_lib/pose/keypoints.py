@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["render_heatmaps", "heatmap_argmax", "soft_argmax2d", "rescale", "mean_error", "pck", "render_paf",
-    "paf_score"]
+           "paf_score"]
 
 
 def _check_keypoints(keypoints: Tensor, name: str = "keypoints") -> None:

@@ -14,7 +14,7 @@ from .metrics import map_at_r, precision_at_1
 from .samplers import PairSampler
 
 __all__ = ["retrieval_scores", "chance_levels", "effective_rank", "relative_spread", "collapse_report",
-    "sample_pair_distances", "registration_report"]
+           "sample_pair_distances", "registration_report"]
 
 
 def retrieval_scores(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, float]:

@@ -24,7 +24,8 @@ from ..core.training import embed
 from .samplers import ClassIndex
 
 __all__ = ["within_class_distance", "class_distances", "tree_thresholds", "tree_merges", "build_tree",
-    "dynamic_margin", "nearest_classes", "ClassTree", "LiveTree", "RebuildEachEpoch", "AnchorNeighbourSampler"]
+           "dynamic_margin", "nearest_classes", "ClassTree", "LiveTree", "RebuildEachEpoch",
+           "AnchorNeighbourSampler"]
 
 
 def _check_unit(embeddings: Tensor) -> None:

@@ -11,7 +11,7 @@ from .distances import paired_distances, pairwise_distances
 from .labels import label_masks, positive_pairs
 
 __all__ = ["contrastive_loss", "triplet_loss", "batch_all_triplet_loss", "batch_hard_triplet_loss",
-    "hierarchical_triplet_loss"]
+           "hierarchical_triplet_loss"]
 
 
 def contrastive_loss(x1: Tensor, x2: Tensor, same: Tensor, margin: float = 1.0, reduction: str = "mean") -> Tensor:

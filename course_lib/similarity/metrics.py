@@ -10,7 +10,7 @@ from torch import Tensor
 from ..core.checks import check_embeddings, check_labels, check_same_device
 
 __all__ = ["nearest_neighbours", "precision_at_1", "recall_at_k", "map_at_r", "verification_roc", "roc_auc",
-    "best_threshold", "average_precision_at_r"]
+           "best_threshold", "average_precision_at_r"]
 
 
 _CHUNK = 1024  # queries per block, so a (Q, N) distance matrix never has to fit in memory at once

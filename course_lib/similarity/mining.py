@@ -17,7 +17,7 @@ from .distances import pairwise_distances
 from .labels import label_masks, positive_pairs
 
 __all__ = ["count_triplets", "DIFFICULTY", "triplet_difficulty", "all_triplets", "batch_hard_triplets",
-    "semi_hard_triplets", "distance_weighted_triplets"]
+           "semi_hard_triplets", "distance_weighted_triplets"]
 
 
 Triplets = tuple[Tensor, Tensor, Tensor]

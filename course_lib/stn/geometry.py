@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["affine_theta", "theta_parts", "compose", "pixels_to_normalized", "normalized_to_pixels",
-    "sampling_points", "warp", "homography_grid", "bilinear_weights"]
+           "sampling_points", "warp", "homography_grid", "bilinear_weights"]
 
 
 Number = float | int | Tensor

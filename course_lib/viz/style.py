@@ -13,8 +13,8 @@ import io
 import numpy as np
 import torch
 
-__all__ = ["PALETTE", "MATPLOTLIB_PRESENTATION", "font_size", "use_presentation_style", "color_of", "plotly_layout", "to_numpy", "image2d",
-           "image_png"]
+__all__ = ["PALETTE", "MATPLOTLIB_PRESENTATION", "font_size", "use_presentation_style", "color_of", "plotly_layout",
+           "to_numpy", "image2d", "image_png"]
 
 # Okabe & Ito (2008) colour-blind-safe colours (their yellow darkened to read on white),
 # extended with brown and grey for 10 classes.
