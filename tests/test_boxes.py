@@ -165,3 +165,32 @@ def test_anchor_labels_on_an_iou_matrix():
     assert anchor_labels(torch.zeros(1, 3)).tolist() == [BACKGROUND] * 3           # a gt that overlaps nothing
     with pytest.raises(ValueError, match="one row per gt box"):
         anchor_labels(torch.rand(5))
+
+
+def test_iou_broadcasts_over_a_batch_and_checks_only_the_shape_of_padded_batches():
+    a = torch.stack([random_boxes(5, seed=s) for s in range(3)])                   # (3, 5, 4)
+    b = random_boxes(7, seed=9)
+    batched = box_iou(a, b)
+    assert batched.shape == (3, 5, 7)
+    for i in range(3):
+        torch.testing.assert_close(batched[i], iou_loop(a[i], b))
+    both = box_iou(a, torch.stack([b, b, b]))                                       # (3, 5, 4) with (3, 7, 4)
+    torch.testing.assert_close(both, batched)
+    padded = torch.cat([a, torch.full((3, 1, 4), -1.0)], dim=1)                     # a padding slot is no box
+    assert box_iou(padded, b).shape == (3, 6, 7)
+    with pytest.raises(ValueError, match=r"\(N, 4\)"):
+        box_iou(torch.rand(3, 5, 3), b)
+
+
+def test_anchor_labels_of_a_batch_equal_each_image_alone_and_padding_counts_as_no_box():
+    from course_lib.detection import anchor_labels
+    g = torch.Generator().manual_seed(3)
+    iou = torch.rand(4, 3, 10, generator=g)                                         # 4 images, 3 gt slots, 10 anchors
+    iou[1, 2] = -1.0                                                                # image 1: slot 2 is padding
+    iou[3] = -1.0                                                                   # image 3: no box at all
+    for rule in (True, False):
+        batched = anchor_labels(iou, 0.7, 0.3, rule)
+        assert batched.shape == (4, 10)
+        for i, rows in enumerate([iou[0], iou[1, :2], iou[2], iou[3, :0]]):
+            assert torch.equal(batched[i], anchor_labels(rows, 0.7, 0.3, rule))
+    assert anchor_labels(torch.zeros(2, 0, 5)).tolist() == [[BACKGROUND] * 5] * 2

@@ -132,3 +132,15 @@ def test_presentation_style_is_an_explicit_call_and_can_be_undone():
     finally:
         use_presentation_style(False)
     assert font_size() == 16 and {k: matplotlib.rcParams[k] for k in MATPLOTLIB_PRESENTATION} == before
+
+
+NOTEBOOKS = sorted((ROOT.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_code_cells_are_short(path):
+    """A cell a student reads at a glance: 20 lines at most (plumbing belongs in course_lib)."""
+    import json
+    cells = json.loads(path.read_text())["cells"]
+    long = {i: len("".join(c["source"]).splitlines()) for i, c in enumerate(cells) if c["cell_type"] == "code"}
+    assert all(n <= 20 for n in long.values()), {i: n for i, n in long.items() if n > 20}

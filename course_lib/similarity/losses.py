@@ -8,6 +8,7 @@ from torch import Tensor
 
 from ..core.checks import check_labels
 from .distances import paired_distances, pairwise_distances
+from .hierarchy import ClassTree
 from .labels import label_masks, positive_pairs
 
 __all__ = ["contrastive_loss", "triplet_loss", "batch_all_triplet_loss", "batch_hard_triplet_loss",
@@ -143,10 +144,10 @@ def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 
     return loss, {"active": ((per_anchor > 0) & keep).sum() / n_keep}
 
 
-def hierarchical_triplet_loss(embeddings: Tensor, labels: Tensor, tree, beta: float = 0.1, squared: bool = False,
-                              scale: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+def hierarchical_triplet_loss(embeddings: Tensor, labels: Tensor, tree: ClassTree, beta: float = 0.1,
+                              squared: bool = False, scale: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
     """Hierarchical Triplet Loss (Ge, Huang, Dong & Scott, ECCV 2018). embeddings (B, D) unit length,
-    labels (B,), tree a ``course_lib.similarity.hierarchy.ClassTree`` built on the training classes.
+    labels (B,), tree a :class:`ClassTree` built on the training classes.
 
     Every valid triplet of the batch gets the dynamic violate margin
     alpha = beta + d_H(y_a, y_n) - s_{y_a}: small for a negative class that merges early with the
