@@ -144,3 +144,30 @@ def test_notebook_code_cells_are_short(path):
     cells = json.loads(path.read_text())["cells"]
     long = {i: len("".join(c["source"]).splitlines()) for i, c in enumerate(cells) if c["cell_type"] == "code"}
     assert all(n <= 20 for n in long.values()), {i: n for i, n in long.items() if n > 20}
+
+
+PACKAGES = ["core", "data", "similarity", "stn", "detection", "pose", "exercises", "viz"]
+SHARED_WITHIN_PACKAGE = {"course_lib.exercises.harness"}   # the checkers' machinery: used by the checker files only
+
+
+def test_public_names_are_listed_and_re_exported():
+    """A public function or class is in its module's __all__, and the package's __init__ re-exports it, so that
+    ``from course_lib.<package> import name`` works for every one of them."""
+    import importlib
+    problems = []
+    for module, path in MODULES.items():
+        if package(module) not in PACKAGES or path.name in ("__init__.py", "__main__.py"):
+            continue
+        mod = importlib.import_module(module)
+        tree = ast.parse(path.read_text())
+        public = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_")}
+        listed = set(getattr(mod, "__all__", []))
+        problems += [f"{module}.{n} is not in its __all__" for n in sorted(public - listed)]
+        problems += [f"{module}.__all__ names {n}, which it does not define" for n in sorted(listed) if not hasattr(mod, n)]
+        if module not in SHARED_WITHIN_PACKAGE:
+            pkg = importlib.import_module(f"course_lib.{package(module)}")
+            problems += [f"course_lib.{package(module)} does not re-export {module}.{n}"
+                         for n in sorted(listed - set(pkg.__all__))]
+            problems += [f"course_lib.{package(module)}.{n} is not {module}.{n}"
+                         for n in sorted(listed & set(pkg.__all__)) if getattr(pkg, n) is not getattr(mod, n)]
+    assert not problems, "\n".join(problems)
