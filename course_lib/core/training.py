@@ -1,9 +1,11 @@
 """The one training loop of the course: ``history = fit(model, batches, step, epochs=...)``.
 
-``fit`` runs on the device the model is on and shows a ``tqdm.auto`` progress bar. It does not wait
-for the GPU inside an epoch: losses stay on the device and are read when the bar redraws (twice a
-second) and once at the end of the epoch (a step function may still wait, e.g. for ``nonzero``). It returns a :class:`History` of per-step and per-epoch numbers (and
-embedding snapshots for the explorer) and never draws. Press Interrupt (or Ctrl-C) and you keep
+``fit`` runs on the device the model is on and shows a ``tqdm.auto`` progress bar. Its pieces:
+:func:`resume_point` (where to start), :func:`train_epoch` (one pass over the batches) and :class:`Update`
+(one optimizer step). It does not wait for the GPU inside an epoch: losses stay on the device and are read
+when the bar redraws (twice a second) and once at the end of the epoch (a step function may still wait,
+e.g. for ``nonzero``). It returns a :class:`History` of per-step and per-epoch numbers (and embedding
+snapshots for the explorer) and never draws. Press Interrupt (or Ctrl-C) and you keep
 the weights and the history so far; call ``fit`` again with ``history=`` (or a ``checkpoint``
 with ``resume=True``) to carry on.
 """
