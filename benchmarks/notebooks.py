@@ -30,7 +30,7 @@ import torch
 from _common import machine, write_table
 from nbclient import NotebookClient
 
-from course_lib.authoring.render import _environment
+from course_lib.authoring.render import environment
 from course_lib.core import PROFILES, pick_device
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ def run_notebook(path: Path, profile: str, timeout: int) -> dict:
     stamp = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__}
     start = time.perf_counter()
     try:                                                     # a failed notebook is a row, not the end of the run
-        with _environment(COURSE_PROFILE=profile, MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1"):
+        with environment(COURSE_PROFILE=profile, MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1"):
             NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
                            resources={"metadata": {"path": str(path.parent)}}).execute()
         seconds = time.perf_counter() - start

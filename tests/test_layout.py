@@ -85,6 +85,10 @@ def test_the_imports_have_no_cycle():
 def test_no_private_name_is_imported_across_modules():
     private = [(m, t, n) for m in MODULES for t, names, _ in imports(m) for n in names if n.startswith("_")]
     assert not private, private
+    for path in (ROOT.parent / "benchmarks").glob("*.py"):               # the benchmarks use course_lib too
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("course_lib"):
+                assert not [a.name for a in node.names if a.name.startswith("_")], (path.name, node.module)
 
 
 def test_files_and_functions_stay_small():
@@ -146,7 +150,16 @@ def test_notebook_code_cells_are_short(path):
     assert all(n <= 20 for n in long.values()), {i: n for i, n in long.items() if n > 20}
 
 
-PACKAGES = ["core", "data", "similarity", "stn", "detection", "pose", "exercises", "viz"]
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_sets_its_figure_style_in_its_first_cell(path):
+    """Presentation mode is explicit: the first code cell reads the profile and calls use_presentation_style."""
+    import json
+    first = next(c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+    source = "".join(first["source"])
+    assert "P = profile()" in source and "use_presentation_style(P.presentation)" in source
+
+
+PACKAGES = ["core", "data", "similarity", "stn", "detection", "pose", "experiments", "exercises", "viz"]   # not authoring
 SHARED_WITHIN_PACKAGE = {"course_lib.exercises.harness"}   # the checkers' machinery: used by the checker files only
 
 

@@ -286,9 +286,10 @@ def test_every_batch_source_follows_the_epoch_seeding_rule():
     from course_lib.core import EpochSeeded, TensorBatches
     from course_lib.detection import CanvasBatches
     from course_lib.pose import FigureBatches
-    from course_lib.similarity import PKSampler, RebuildEachEpoch
+    from course_lib.similarity import PKSampler, PairSampler, TripletSampler
     from course_lib.stn import DistortedBatches
-    for source in (TensorBatches, CanvasBatches, FigureBatches, PKSampler, RebuildEachEpoch, DistortedBatches):
+    for source in (TensorBatches, CanvasBatches, FigureBatches, PKSampler, PairSampler, TripletSampler,
+                   DistortedBatches):
         assert issubclass(source, EpochSeeded), source
     figures = FigureBatches(batch_size=2, steps=1, seed=3, size=32)
     figures.set_epoch(4)

@@ -25,7 +25,7 @@ a one-line note at the end of its first cell (when markdown) if something was re
 
     uv run python -m course_lib.authoring.editions student OUT/ [--notebooks DIR]
 
-and the rendered course (every notebook executed, static pages that open offline; course_lib/render.py):
+and the rendered course (every notebook executed, static pages that open offline; course_lib/authoring/render.py):
 
     uv run python -m course_lib.authoring.editions html OUT/ [--profile standard] [--presentation] [--only 00,03]
 
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     student = commands.add_parser("student", help="write the student edition (solutions removed, outputs cleared)")
     student.add_argument("out", type=Path, help="folder to write into (created if needed)")
     html = commands.add_parser("html", help="run every notebook and write the rendered course: static pages "
-                                            "that open offline, with an index (see course_lib/render.py)")
+                                            "that open offline, with an index (see course_lib/authoring/render.py)")
     html.add_argument("out", type=Path, help="folder for index.html and one page per notebook (created if needed)")
     html.add_argument("--profile", default=None, choices=["quick", "standard", "full"],
                       help="run size the notebooks execute in (default: $COURSE_PROFILE, else full on a GPU and "

@@ -42,8 +42,8 @@ from pathlib import Path
 from ..core.runtime import format_seconds
 
 __all__ = ["ROOT", "TEMPLATES", "WIDGET_MIME", "PLOTLY_CONFIG", "SETUP_SOURCE", "WIDGET_NOTE", "widget_html",
-           "install_static_display", "markdown_math_to_mathml", "Lesson", "lesson_table", "execute_notebook",
-           "static_notebook", "write_page", "write_index", "render_course", "RenderError"]
+           "install_static_display", "markdown_math_to_mathml", "Lesson", "lesson_table", "environment",
+           "execute_notebook", "static_notebook", "write_page", "write_index", "render_course", "RenderError"]
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -251,7 +251,7 @@ def _set_environment(values: dict[str, str | None]) -> None:
 
 
 @contextmanager
-def _environment(**values: str | None):
+def environment(**values: str | None):
     """Set (None: unset) environment variables for the kernels started inside the block."""
     old = {k: os.environ.get(k) for k in values}
     try:
@@ -280,7 +280,7 @@ def execute_notebook(path: Path | str, profile: str = "standard", presentation: 
     if offline is not None:
         env["COURSE_OFFLINE"] = "1" if offline else None
     start = time.perf_counter()
-    with _environment(**env):
+    with environment(**env):
         NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     seconds = time.perf_counter() - start

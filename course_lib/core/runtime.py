@@ -1,9 +1,10 @@
 """Where and how big: the device, the random seed, the run-size profile and the data folder.
 
-Every notebook starts with the same three lines, so a student can see what was chosen::
+Every notebook starts with the same four lines, so a student can see what was chosen::
 
     device = pick_device()      # cuda if there is a GPU, else mps (Apple), else cpu
     P = profile()               # quick (CI) / standard (CPU default) / full (GPU default)
+    use_presentation_style(P.presentation)   # large type when COURSE_PRESENTATION=1 (course_lib.viz)
     seed_everything(0)
 """
 from __future__ import annotations

@@ -112,12 +112,12 @@ def fit(model: nn.Module, batches: Iterable, step: StepFn, *, epochs: int, lr: f
     device = next(model.parameters()).device
     history = history if history is not None else History()
     optimizer, scaler, amp, amp_dtype = _optimizer_and_scaler(model, history, optimizer, lr, amp, device)
+    update = Update(optimizer, scaler, lr_schedule, clip_grad_norm, amp, amp_dtype, device.type,
+                    cuda_graphs=compile and device.type == "cuda")   # base rates: this call's, before a resume
     history = _resume(checkpoint, resume, model, optimizer, scaler, history)
     start, done_in_epoch = resume_point(history)
     if snapshot is not None and not history.snapshots:
         _snapshot(model, snapshot, history, epoch=0)
-    update = Update(optimizer, scaler, lr_schedule, clip_grad_norm, amp, amp_dtype, device.type,
-                    cuda_graphs=compile and device.type == "cuda")
     stepping = _compiled(model, device) if compile else model
     bar = _progress_bar(batches, epochs - start, done_in_epoch, progress)
     losses, caught = [], []                  # this epoch's losses on the device; the warnings of the loop
@@ -196,14 +196,16 @@ class Update:
     cuda_graphs: bool = False     # a compiled model replaying CUDA graphs: mark where each step begins
 
     def __post_init__(self):
-        for g in self.optimizer.param_groups:          # the schedule multiplies this, also after a restart
-            g.setdefault("initial_lr", g["lr"])
+        # the rates the schedule multiplies: the optimizer's at the start (its first rates, if it ran before)
+        self.base_lrs = [g.get("initial_lr", g["lr"]) for g in self.optimizer.param_groups]
+        for g, base in zip(self.optimizer.param_groups, self.base_lrs):
+            g["initial_lr"] = base
 
     def __call__(self, model: nn.Module, step: StepFn, batch, global_step: int) -> tuple[Tensor, dict]:
         """(loss, extras) of this batch, after the update; global_step counts from 0 over the whole run."""
         if self.lr_schedule is not None:
-            for g in self.optimizer.param_groups:
-                g["lr"] = g["initial_lr"] * self.lr_schedule(global_step)
+            for g, base in zip(self.optimizer.param_groups, self.base_lrs):
+                g["lr"] = base * self.lr_schedule(global_step)
         if self.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()     # a new step: the last one's graph outputs are free
         with torch.autocast(self.device_type, dtype=self.amp_dtype, enabled=self.amp):
@@ -226,7 +228,6 @@ def train_epoch(model: nn.Module, batches: Iterable, step: StepFn, update: Updat
     when the progress bar redraws). At the end, the epoch's losses and extras are copied to the host in one
     go and ``losses`` is emptied; after an interruption it holds the losses not yet copied.
     ``skip``: batches of this epoch applied before an interruption."""
-    shown = 0.0
     for k, batch in enumerate(batches):
         if k < skip:
             continue                                          # applied before the interruption
@@ -236,9 +237,9 @@ def train_epoch(model: nn.Module, batches: Iterable, step: StepFn, update: Updat
         history.steps.append({"epoch": epoch + 1, "step": global_step + 1,
                               **{k: v.detach() if isinstance(v, Tensor) else v for k, v in extra.items()}})
         if bar is not None:
-            if not bar.disable and time.monotonic() - shown >= _REFRESH:   # reading the loss waits for the GPU
-                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-                shown = time.monotonic()
+            if not bar.disable and time.monotonic() - getattr(bar, "loss_shown_at", 0.0) >= _REFRESH:
+                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)   # reading the loss waits for the GPU
+                bar.loss_shown_at = time.monotonic()
             bar.update()
     _finish_steps(history.steps[len(history.steps) - len(losses):], _to_floats(losses))   # one copy to the host
     losses.clear()

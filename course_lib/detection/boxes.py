@@ -23,13 +23,14 @@ BACKGROUND, IGNORED, OBJECT = 0, -1, 1                 # anchor labels returned 
 DELTA_CLIP = math.log(1000.0 / 16)                     # largest dw, dh decoded (torchvision's bbox_xform_clip)
 
 
-def _check_boxes(boxes: Tensor, name: str = "boxes") -> None:
-    """(N, 4) boxes: shape and corners checked. Batches (B, ..., N, 4): shape only (their padding rows need not
-    be boxes, and reading the values back would make the GPU wait at every training step)."""
-    if not isinstance(boxes, Tensor) or boxes.dim() < 2 or boxes.shape[-1] != 4:
+def _check_boxes(boxes: Tensor, name: str = "boxes", batched: bool = False) -> None:
+    """(N, 4) boxes: shape and corners checked. With ``batched``, (B, ..., N, 4) is allowed too and checked for
+    shape only (padding rows need not be boxes, and reading the values back would make the GPU wait at every
+    training step)."""
+    if not isinstance(boxes, Tensor) or boxes.shape[-1:] != (4,) or not (boxes.dim() == 2 or batched and boxes.dim() > 2):
         shape = tuple(boxes.shape) if isinstance(boxes, Tensor) else type(boxes).__name__
-        raise ValueError(f"{name} must be an (N, 4) tensor of (x1, y1, x2, y2) (or a batch of them, (B, N, 4)), "
-                         f"got {shape}")
+        batch = " (or a batch of them, (B, N, 4))" if batched else ""
+        raise ValueError(f"{name} must be an (N, 4) tensor of (x1, y1, x2, y2){batch}, got {shape}")
     if boxes.dim() == 2 and len(boxes) and ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any():
         bad = int(((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).nonzero()[0])
         raise ValueError(f"{name}[{bad}] = {boxes[bad].tolist()} has x2 < x1 or y2 < y1: boxes are (x1, y1, x2, y2) "
@@ -38,7 +39,7 @@ def _check_boxes(boxes: Tensor, name: str = "boxes") -> None:
 
 def box_area(boxes: Tensor) -> Tensor:
     """(..., N, 4) -> (..., N): (x2 - x1) * (y2 - y1)."""
-    _check_boxes(boxes)
+    _check_boxes(boxes, batched=True)
     return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
@@ -54,8 +55,8 @@ def box_iou(a: Tensor, b: Tensor) -> Tensor:
     >>> box_iou(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([[1.0, 0.0, 3.0, 2.0], [5.0, 5.0, 6.0, 6.0]]))
     tensor([[0.3333, 0.0000]])
     """
-    _check_boxes(a, "a")
-    _check_boxes(b, "b")
+    _check_boxes(a, "a", batched=True)
+    _check_boxes(b, "b", batched=True)
     top_left = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])   # (..., N, M, 2)
     bottom_right = torch.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
     wh = (bottom_right - top_left).clamp_min(0)                          # no overlap -> 0
@@ -118,6 +119,7 @@ def make_anchors(feature_size: tuple[int, int], stride: float, sizes: Sequence[f
 
 
 def centre_size(boxes: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Corners (N, 4) -> centre x, centre y, width, height, each (N,): the form the box deltas use."""
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     return boxes[:, 0] + 0.5 * w, boxes[:, 1] + 0.5 * h, w, h
 

@@ -1,4 +1,4 @@
-"""Lessons 01-04 (and 08): learning a distance. Distances, losses, miners, retrieval metrics, samplers,
+"""Lessons 01-04 (the planned lesson 08 belongs here too): learning a distance. Distances, losses, miners, retrieval metrics, samplers,
 the embedding network, training steps and the class tree of the Hierarchical Triplet Loss.
 
     from course_lib.similarity import contrastive_loss, PKSampler, map_at_r

@@ -235,10 +235,10 @@ class LiveTree:
             self._epoch_built = epoch
 
 
-class RebuildEachEpoch(EpochSeeded):
+class RebuildEachEpoch:
     """Wrap any sampler (e.g. PKSampler) so that ``live`` is refreshed at the start of each epoch, before
     the epoch's batches are drawn: a dynamic margin on random batches then also follows the network.
-    The wrapped sampler keeps its own seed; this one only passes the epoch on."""
+    A wrapper, not a batch source: the wrapped sampler keeps its own seed; this one passes the epoch on."""
 
     def __init__(self, batches, live: LiveTree):
         self.batches, self.live, self.epoch = batches, live, 0

@@ -1,4 +1,4 @@
-"""Training curves and ROC curves, as plotly figures (interactive) and matplotlib figures (static)."""
+"""Training curves and ROC curves, as interactive plotly figures."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""See an embedding space: an interactive explorer (plotly + ipywidgets) and static matplotlib figures.
+"""See an embedding space: an interactive explorer (plotly + ipywidgets) and the projection behind it.
 
 Embeddings with D > 2 are projected to 2-D with UMAP (McInnes et al. 2018); successive snapshots
 start from the previous layout so that the picture does not jump between epochs.

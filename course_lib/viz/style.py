@@ -73,10 +73,11 @@ def to_numpy(x, dtype=None) -> np.ndarray:
 
 
 def image2d(image) -> np.ndarray:
-    """A gray image (H, W) or (1, H, W), tensor or array, as an (H, W) float32 array for drawing."""
+    """A gray image (H, W), or with extra size-1 dimensions (1, H, W), tensor or array, as an (H, W) float32
+    array for drawing."""
     a = to_numpy(image, np.float32)
-    if a.ndim == 3 and a.shape[0] == 1:
-        a = a[0]
+    if a.ndim > 2:
+        a = np.squeeze(a)                        # (1, H, W), (H, W, 1), (1, 1, H, W), ...
     if a.ndim != 2:
         raise ValueError(f"image must be (H, W) or (1, H, W), got shape {a.shape}")
     return a
