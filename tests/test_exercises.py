@@ -836,3 +836,53 @@ def test_expect_at_least(monkeypatch, capsys):
     assert ex.expect_at_least(0.8, 0.75, "precision@1") is True
     with pytest.raises(AssertionError, match="below the expected 0.75"):
         ex.expect_at_least(0.61, 0.75, "precision@1")
+
+
+# ----------------------------------------------------------------------------- calling the library is not solving
+from course_lib.detection import anchor_labels, box_iou, encode_boxes  # noqa: E402
+from course_lib.pose import pck, soft_argmax2d  # noqa: E402
+from course_lib.similarity import (average_precision_at_r, batch_all_triplet_loss, batch_hard_triplet_loss,  # noqa: E402
+                                   contrastive_loss, dynamic_margin, nearest_classes, paired_distances,
+                                   pairwise_distances, precision_at_1, semi_hard_triplets, triplet_loss)
+from course_lib.stn import affine_theta, bilinear_weights  # noqa: E402
+
+LIBRARY_WRAPPERS = {     # a "solution" that hands each checker's inputs to course_lib's own version
+    "check_pairwise_distances": lambda x: pairwise_distances(x),
+    "check_contrastive_loss": lambda x1, x2, same, m: contrastive_loss(x1, x2, same, m),
+    "check_precision_at_1": lambda q, ql, g, gl: precision_at_1(q, ql, g, gl),
+    "check_triplet_loss": lambda a, p, n, m: triplet_loss(a, p, n, m),
+    "check_average_precision_at_r": lambda hits: average_precision_at_r(hits),
+    "check_batch_hard_loss": lambda e, y, m: batch_hard_triplet_loss(e, y, m),
+    "check_semi_hard_mask": lambda d, y, m: semi_hard_triplets(d, y, m),
+    "check_batch_all_loss": lambda e, y, m: batch_all_triplet_loss(e, y, m),
+    "check_dynamic_margin": lambda d_h, s, beta: dynamic_margin(d_h, s, beta),
+    "check_nearest_classes": lambda d, anchors, m: nearest_classes(d, anchors, m),
+    "check_affine_theta": lambda *args: affine_theta(*args),
+    "check_bilinear_weights": lambda x, y: torch.stack(bilinear_weights(x, y)[2].unbind(-1), -1),
+    "check_box_iou": lambda a, b: box_iou(a, b),
+    "check_encode_boxes": lambda gt, anchors: encode_boxes(gt, anchors),
+    "check_anchor_labels": lambda iou, high, low: anchor_labels(iou, high, low),
+    "check_soft_argmax": lambda h: soft_argmax2d(h),
+    "check_pck": lambda pred, gt, t: float(pck(pred, gt, t)),
+}
+
+
+def test_every_checker_has_a_library_wrapper_here():
+    assert sorted(LIBRARY_WRAPPERS) == sorted(n for n in ex.__all__ if n.startswith("check_"))
+
+
+@pytest.mark.parametrize("checker", sorted(LIBRARY_WRAPPERS))
+def test_a_function_that_calls_the_library_fails(checker, capsys):
+    assert getattr(ex, checker)(LIBRARY_WRAPPERS[checker]) is False
+    out = capsys.readouterr().out
+    assert "calls course_lib's own" in out and "write it yourself" in out
+
+
+def test_other_library_building_blocks_are_allowed_and_nothing_is_left_watching(capsys):
+    import sys
+
+    def with_paired_distances(a, p, n, margin):                      # course_lib's distances, not its loss
+        return (paired_distances(a, p) - paired_distances(a, n) + margin).clamp_min(0).mean()
+
+    assert ex.check_triplet_loss(with_paired_distances)
+    assert sys.getprofile() is None

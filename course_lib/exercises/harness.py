@@ -3,8 +3,10 @@ reference, and diagnose the usual mistakes in words.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -162,9 +164,15 @@ def _grad_problem(fn: Callable, reference: Callable | None, case: Case) -> tuple
 
 
 def run_checks(name: str, fn: Callable, cases: list[Case], reference: Callable | None,
-               rules: list[tuple[str, Rule]], generic: str) -> bool:
-    """Run fn on every case (values first, then gradients), print a one-line verdict, return True if all pass."""
+               rules: list[tuple[str, Rule]], generic: str, library: Callable | tuple[Callable, ...] = ()) -> bool:
+    """Run fn on every case (values first, then gradients), print a one-line verdict, return True if all pass.
+
+    ``library``: course_lib's own version(s) of the idea, which the student's function must not call (the
+    reference too, when it is a course_lib function): calling it passes every case without writing anything.
+    """
     expected = [c.expected if c.expected is not None else _first(reference(*_clone(c.args))) for c in cases]
+    calls: list[str] = []
+    fn = _watched(fn, _library_code(reference, library), calls)
     checks, where, problem = 0, cases[0].name, None
     try:
         for case, want in zip(cases, expected):
@@ -184,10 +192,55 @@ def run_checks(name: str, fn: Callable, cases: list[Case], reference: Callable |
         print(f"… not done yet: {name}. The notebook will use course_lib's version.")
         return False
     except Exception as error:                                         # report, never raise: Run All goes on
+        if calls:
+            return _called_the_library(name, calls)
         print(f"✗ {where}: your function raised {type(error).__name__}: {error}")
         return False
+    if calls:
+        return _called_the_library(name, calls)
     print(f"✗ {where}: {problem}\n  hint: {hint}" if problem else f"✓ {name}: all {checks} checks passed")
     return problem is None
+
+
+def _library_code(reference: Callable | None, library: Callable | tuple[Callable, ...]) -> dict:
+    """{code object: name} of the course_lib functions a solution must not call."""
+    functions = list(library) if isinstance(library, tuple) else [library]
+    if reference is not None and getattr(reference, "__module__", "").startswith("course_lib.") \
+            and not reference.__module__.startswith("course_lib.exercises"):
+        functions.append(reference)
+    codes = {}
+    for f in functions:
+        f = inspect.unwrap(f)                                          # decorated (torch.no_grad): the inner function
+        if hasattr(f, "__code__"):
+            codes[f.__code__] = f"{f.__module__}.{f.__qualname__}"
+    return codes
+
+
+def _watched(fn: Callable, codes: dict, calls: list[str]) -> Callable:
+    """fn, recording in ``calls`` the watched functions that run while it runs (Python's profiler hook sees
+    every call of a Python function, however it was imported or renamed)."""
+    if not codes:
+        return fn
+
+    def hook(frame, event, arg):
+        if event == "call" and frame.f_code in codes:
+            calls.append(codes[frame.f_code])
+
+    def run(*args):
+        previous = sys.getprofile()
+        sys.setprofile(hook)
+        try:
+            return fn(*args)
+        finally:
+            sys.setprofile(previous)
+    return run
+
+
+def _called_the_library(name: str, calls: list[str]) -> bool:
+    print(f"✗ {name}: your function calls course_lib's own {calls[0]}, which passes every check without "
+          "showing anything.\n  hint: write it yourself with torch operations (the notebook goes on with "
+          "course_lib's version until you do).")
+    return False
 
 
 def line_points(*xs: float) -> Tensor:

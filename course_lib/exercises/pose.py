@@ -85,4 +85,5 @@ def check_pck(fn: Callable[[Tensor, Tensor, float], float]) -> bool:
          lambda got, expected, args: abs(float(got) - 100 * expected) < 1e-4 or abs(float(got) - expected * args[0].shape[0] * args[0].shape[1]) < 1e-4),
     ]
     return run_checks("PCK", fn, cases, lambda p, g_, th: float(pck(p, g_, th)), rules,
-                      "distances = (pred - gt).norm(dim=-1), shape (B, K); return (distances <= threshold).float().mean().")
+                      "distances = (pred - gt).norm(dim=-1), shape (B, K); return (distances <= threshold).float().mean().",
+                      library=pck)

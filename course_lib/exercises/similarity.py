@@ -16,7 +16,7 @@ from ..similarity.losses import (
     contrastive_loss,
     triplet_loss,
 )
-from ..similarity.metrics import precision_at_1
+from ..similarity.metrics import average_precision_at_r, precision_at_1
 from ..similarity.mining import semi_hard_triplets
 from .harness import (
     SELF_HINT,
@@ -231,7 +231,8 @@ def check_average_precision_at_r(fn: Callable[[Tensor], Tensor]) -> bool:
         ("Return one AP per query, shape (Q,), not their mean.", like(lambda h: _ap_at_r(h).mean())),
     ]
     return run_checks("average precision at R", fn, cases, _ap_at_r, rules,
-                      "AP@R = (1/R) Σ_i P(i)·rel(i), with P(i) = hits.cumsum / rank. By hand, ✓✗✓ gives (1 + 0 + 2/3)/3.")
+                      "AP@R = (1/R) Σ_i P(i)·rel(i), with P(i) = hits.cumsum / rank. By hand, ✓✗✓ gives (1 + 0 + 2/3)/3.",
+                      library=average_precision_at_r)
 
 
 def _batch_hard(e, labels, margin, far_pos=True, near_neg=True, hinge=True, over_all=False, reduce=torch.mean,
@@ -353,7 +354,8 @@ def check_semi_hard_mask(fn: Callable[[Tensor, Tensor, float], Tensor]) -> bool:
     ]
     return run_checks("semi-hard mask", fn, cases, None, rules,
                       "mask[a, p, n] = (a ≠ p) & same label(a, p) & other label(a, n) & (d(a,p) < d(a,n)) & "
-                      "(d(a,n) < d(a,p) + margin), with d(a,p) = d[:, :, None] and d(a,n) = d[:, None, :].")
+                      "(d(a,n) < d(a,p) + margin), with d(a,p) = d[:, :, None] and d(a,n) = d[:, None, :].",
+                      library=semi_hard_triplets)
 
 
 def _batch_all(e, labels, margin, over="active", valid_only=True, hinge=True, squared=False,

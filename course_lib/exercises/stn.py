@@ -39,7 +39,8 @@ def check_affine_theta(fn: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]) -
          like(lambda a, s, x, y: affine_theta(a, s, y, x))),
     ]
     return run_checks("affine theta", fn, cases, lambda *args: affine_theta(*args), rules,
-                      "theta is (B, 2, 3): stack [s cos, s sin, tx] and [-s sin, s cos, ty] along dim 1.")
+                      "theta is (B, 2, 3): stack [s cos, s sin, tx] and [-s sin, s cos, ty] along dim 1.",
+                      library=affine_theta)
 
 
 def _bilinear_from(x: Tensor, y: Tensor, x0: Tensor, y0: Tensor, product: bool = True) -> Tensor:
@@ -73,4 +74,5 @@ def check_bilinear_weights(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
          like(lambda x, y: _bilinear_from(x, y, x.floor(), y.floor(), product=False))),
     ]
     return run_checks("bilinear weights", fn, cases, reference, rules,
-                      "with dx = x − floor(x), dy = y − floor(y): weights [(1−dx)(1−dy), dx(1−dy), (1−dx)dy, dx·dy].")
+                      "with dx = x − floor(x), dy = y − floor(y): weights [(1−dx)(1−dy), dx(1−dy), (1−dx)dy, dx·dy].",
+                      library=bilinear_weights)
