@@ -184,3 +184,18 @@ def test_public_names_are_listed_and_re_exported():
             problems += [f"course_lib.{package(module)}.{n} is not {module}.{n}"
                          for n in sorted(listed & set(pkg.__all__)) if getattr(pkg, n) is not getattr(mod, n)]
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_exercise_cells_do_not_import_the_function_they_ask_for(path):
+    """An exercise's cell hands the student's function and its checker to use_if_correct, which falls back to
+    course_lib's version by itself: the cell does not import that version (which would pass by calling it)."""
+    import json
+    import re
+
+    import course_lib.exercises as ex
+    for cell in json.loads(path.read_text())["cells"]:
+        source = "".join(cell["source"])
+        for check in re.findall(r"use_if_correct\(\w+, (check_\w+)\)", source):
+            reference = re.search(r"course_lib\.[\w.]*\.(\w+)", getattr(ex, check).fallback_name)[1]
+            assert not re.search(rf"^from course_lib\S* import [^\n]*\b{reference}\b", source, re.M), (check, reference)

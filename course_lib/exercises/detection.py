@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ..detection.boxes import anchor_labels, box_iou, centre_size, encode_boxes
-from .harness import Case, has_nan, like, run_checks
+from .harness import Case, fallback, has_nan, like, run_checks
 
 __all__ = ["check_box_iou", "check_encode_boxes", "check_anchor_labels"]
 
@@ -28,6 +28,7 @@ def _iou_variant(a: Tensor, b: Tensor, plus_one: float = 0.0, clamp: bool = True
     return torch.where(denom > 0, inter / denom.clamp_min(1e-12), torch.zeros_like(inter))
 
 
+@fallback(box_iou)
 def check_box_iou(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
     """Check ``fn(a, b) -> iou``: boxes a (N, 4) and b (M, 4) as (x1, y1, x2, y2) -> (N, M),
     area(a ∩ b) / area(a ∪ b), widths x2 − x1 (no + 1), and 0 (not NaN) where the union has area 0.
@@ -68,6 +69,7 @@ def check_box_iou(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
                       "IoU = overlap / (area a + area b − overlap).")
 
 
+@fallback(encode_boxes)
 def check_encode_boxes(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
     """Check ``fn(gt, anchors) -> deltas``: gt (N, 4) and anchors (N, 4), one gt per anchor -> (N, 4) =
     (dx, dy, dw, dh) = ((gx − ax) / aw, (gy − ay) / ah, log(gw / aw), log(gh / ah)) with centres and sizes.
@@ -114,6 +116,7 @@ def check_encode_boxes(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
                       "[(gx − ax) / aw, (gy − ay) / ah, log(gw / aw), log(gh / ah)] stacked along dim 1.")
 
 
+@fallback(anchor_labels)
 def check_anchor_labels(fn: Callable[[Tensor, float, float], Tensor]) -> bool:
     """Check ``fn(iou, high, low) -> labels``: iou (G, A) between G gt boxes and A anchors -> (A,) long:
     1 (object) where the anchor's best IoU >= high, 0 (background) where < low, -1 (ignored) in between, and

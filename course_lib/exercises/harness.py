@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["Case", "SQUARED_HINT", "SELF_HINT", "compare", "like", "has_nan", "wrong_dtype", "run_checks",
-           "line_points", "random_labels", "use_if_correct", "expect_at_least"]
+           "line_points", "random_labels", "fallback", "use_if_correct", "expect_at_least"]
 
 
 # A rule tells whether a known mistake explains your output: rule(your output, expected output, inputs) -> bool.
@@ -255,17 +255,27 @@ def random_labels(g: torch.Generator, classes: int, per_class: int) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------- notebook helpers
-def use_if_correct(student_fn: Callable, passed: bool, reference_fn: Callable, name: str | None = None) -> Callable:
-    """Return ``student_fn`` if its checker passed, else ``reference_fn``, saying which one the notebook goes on with.
+def fallback(function: Callable, name: str | None = None) -> Callable[[Callable], Callable]:
+    """Decorator of a checker: ``function`` is course_lib's version of the exercise (same arguments, same
+    result), which the notebook goes on with until the student's passes (see :func:`use_if_correct`)."""
+    def attach(check: Callable) -> Callable:
+        check.fallback = function
+        check.fallback_name = name or f"{function.__module__}.{function.__qualname__}"
+        return check
+    return attach
 
-        loss_fn = use_if_correct(my_triplet_loss, check_triplet_loss(my_triplet_loss), triplet_loss)
+
+def use_if_correct(student_fn: Callable, check: Callable) -> Callable:
+    """Check ``student_fn`` with ``check`` and return it if it passed, else course_lib's version of the same
+    function (the checker's fallback), saying which one the notebook goes on with.
+
+        loss_fn = use_if_correct(my_triplet_loss, check_triplet_loss)
     """
-    if passed:
+    if check(student_fn):
         print("Using your function.")
         return student_fn
-    name = name or f"{reference_fn.__module__}.{getattr(reference_fn, '__qualname__', reference_fn)}"
-    print(f"Using {name} instead; come back to the exercise later.")
-    return reference_fn
+    print(f"Using {check.fallback_name} instead; come back to the exercise later.")
+    return check.fallback
 
 
 def expect_at_least(value: float, threshold: float, what: str, fix: str | None = None) -> bool:

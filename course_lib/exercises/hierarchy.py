@@ -8,11 +8,12 @@ import torch
 from torch import Tensor
 
 from ..similarity.hierarchy import dynamic_margin, nearest_classes
-from .harness import Case, like, run_checks, wrong_dtype
+from .harness import Case, fallback, like, run_checks, wrong_dtype
 
 __all__ = ["check_dynamic_margin", "check_nearest_classes"]
 
 
+@fallback(dynamic_margin)
 def check_dynamic_margin(fn: Callable[[Tensor, Tensor, float], Tensor]) -> bool:
     """Check ``fn(d_h, s, beta) -> alpha``: d_h (C, C) merge thresholds of the class tree, s (C,) within-class
     distances, beta float -> (C, C), alpha[a, n] = beta + d_h[a, n] - s[a] (Ge et al. 2018: the margin of an
@@ -43,6 +44,7 @@ def check_dynamic_margin(fn: Callable[[Tensor, Tensor, float], Tensor]) -> bool:
                       "alpha is a (C, C) matrix: beta + d_h − s[:, None], the anchor's class along the rows.")
 
 
+@fallback(nearest_classes)
 def check_nearest_classes(fn: Callable[[Tensor, Tensor, int], Tensor]) -> bool:
     """Check ``fn(distances, anchors, m) -> groups``: distances (C, C) class distances, anchors (A,) class rows,
     m int -> (A, m) long: each anchor first, then its m − 1 nearest OTHER classes, nearest first.

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ..pose.keypoints import pck, soft_argmax2d
-from .harness import Case, like, run_checks
+from .harness import Case, fallback, like, run_checks
 
 __all__ = ["check_soft_argmax", "check_pck"]
 
@@ -32,6 +32,7 @@ def _soft_argmax_variant(h: Tensor, flip: bool = False, per_axis: bool = False, 
     return torch.stack([y, x] if flip else [x, y], dim=-1)
 
 
+@fallback(soft_argmax2d)
 def check_soft_argmax(fn: Callable[[Tensor], Tensor]) -> bool:
     """Check ``fn(heatmaps) -> xy``: heatmaps (B, K, H, W) -> (B, K, 2), the expected (x, y) pixel position under a
     softmax over each whole map: x = sum p[i, j] * j, y = sum p[i, j] * i, with x the column (0 ... W - 1).
@@ -62,6 +63,7 @@ def check_soft_argmax(fn: Callable[[Tensor], Tensor]) -> bool:
                       "times the row index; stack (x, y) in the last dimension.")
 
 
+@fallback(pck)
 def check_pck(fn: Callable[[Tensor, Tensor, float], float]) -> bool:
     """Check ``fn(pred, gt, threshold) -> share``: keypoints (B, K, 2) -> the fraction (0 to 1) of keypoints whose
     Euclidean distance to the ground truth is <= threshold pixels."""

@@ -23,6 +23,7 @@ from .harness import (
     SQUARED_HINT,
     Case,
     compare,
+    fallback,
     has_nan,
     like,
     line_points,
@@ -35,6 +36,7 @@ __all__ = ["check_pairwise_distances", "check_contrastive_loss", "check_precisio
 
 
 # ---------------------------------------------------------------------------------------------- the exercises
+@fallback(pairwise_distances)
 def check_pairwise_distances(fn: Callable[[Tensor], Tensor]) -> bool:
     """Check ``fn(x) -> d``: x (B, D) float -> d (B, B), d[i, j] = ||x[i] - x[j]|| (plain Euclidean, not squared).
 
@@ -74,6 +76,7 @@ def _contrastive_terms(x1, x2, same, margin, pos=lambda d: d ** 2, neg=lambda d,
     return half * (s * pos(d) + (1 - s) * neg(d, margin))
 
 
+@fallback(contrastive_loss)
 def check_contrastive_loss(fn: Callable[[Tensor, Tensor, Tensor, float], Tensor]) -> bool:
     """Check ``fn(x1, x2, same, margin) -> loss``: x1, x2 (B, D); same (B,) bool; margin float -> scalar tensor.
 
@@ -120,6 +123,7 @@ def _hits_at_1(queries, query_labels, gallery, gallery_labels, pick=torch.argmin
     return (gallery_labels[pick(torch.cdist(queries, gallery), dim=1)] == query_labels).float()
 
 
+@fallback(precision_at_1)
 def check_precision_at_1(fn: Callable[[Tensor, Tensor, Tensor, Tensor], float]) -> bool:
     """Check ``fn(queries, query_labels, gallery, gallery_labels) -> p``: queries (Q, D), query_labels (Q,),
     gallery (N, D), gallery_labels (N,) -> a float in [0, 1], the share of queries whose nearest gallery item
@@ -151,6 +155,7 @@ def check_precision_at_1(fn: Callable[[Tensor, Tensor, Tensor, Tensor], float]) 
                       "query's label, and average these hits over the queries.")
 
 
+@fallback(triplet_loss)
 def check_triplet_loss(fn: Callable[[Tensor, Tensor, Tensor, float], Tensor]) -> bool:
     """Check ``fn(anchor, positive, negative, margin) -> loss``: (T, D) each, margin float -> scalar tensor.
 
@@ -200,6 +205,7 @@ def _ap_at_r(hits: Tensor) -> Tensor:
     return (precision * rel).sum(1) / hits.shape[1]                    # (Q,)
 
 
+@fallback(average_precision_at_r)
 def check_average_precision_at_r(fn: Callable[[Tensor], Tensor]) -> bool:
     """Check ``fn(hits) -> ap``: hits (Q, R) bool -> (Q,) float. hits[q, i] says whether the (i+1)-th nearest
     neighbour of query q is relevant; R is the number of relevant items of each query.
@@ -248,6 +254,8 @@ def _batch_hard(e, labels, margin, far_pos=True, near_neg=True, hinge=True, over
     return reduce(torch.where(keep, x, 0.0)) if over_all else reduce(x[keep])
 
 
+@fallback(lambda e, y, margin: batch_hard_triplet_loss(e, y, margin)[0],
+          "course_lib.similarity.batch_hard_triplet_loss (the loss alone)")
 def check_batch_hard_loss(fn: Callable[[Tensor, Tensor, float], Tensor]) -> bool:
     """Check ``fn(embeddings, labels, margin) -> loss``: embeddings (B, D), labels (B,) int -> scalar tensor.
 
@@ -299,7 +307,7 @@ def _triplet_mask(d, labels, margin, lower=op.lt, upper=op.lt, distinct=True, ot
     None drops a bound; the switches rebuild the common wrong versions (the defaults are right).
     """
     same = labels[:, None] == labels[None, :]                           # (B, B)
-    pos = same & ~torch.eye(len(labels), dtype=torch.bool) if distinct else same
+    pos = same & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device) if distinct else same
     neg = ~same if other else torch.ones_like(same)
     d_ap, d_an = d[:, :, None], d[:, None, :]                           # (B, B, 1), (B, 1, B)
     mask = pos[:, :, None] & neg[:, None, :]
@@ -307,6 +315,7 @@ def _triplet_mask(d, labels, margin, lower=op.lt, upper=op.lt, distinct=True, ot
     return mask & upper(d_an, d_ap + margin) if upper else mask
 
 
+@fallback(_triplet_mask, "course_lib's semi-hard mask (the rule of course_lib.similarity.semi_hard_triplets)")
 def check_semi_hard_mask(fn: Callable[[Tensor, Tensor, float], Tensor]) -> bool:
     """Check ``fn(d, labels, margin) -> mask``: d (B, B) distances, labels (B,) -> (B, B, B) bool, mask[a, p, n]
     True exactly when a ≠ p, labels[p] == labels[a], labels[n] != labels[a] and
@@ -369,6 +378,8 @@ def _batch_all(e, labels, margin, over="active", valid_only=True, hinge=True, sq
     return (loss * valid).sum() if over == "sum" else (loss * keep).sum() / keep.sum()
 
 
+@fallback(lambda e, y, margin: batch_all_triplet_loss(e, y, margin)[0],
+          "course_lib.similarity.batch_all_triplet_loss (the loss alone)")
 def check_batch_all_loss(fn: Callable[[Tensor, Tensor, float], Tensor]) -> bool:
     """Check ``fn(embeddings, labels, margin) -> loss``: embeddings (B, D), labels (B,) int -> scalar tensor.
 

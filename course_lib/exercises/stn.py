@@ -8,11 +8,12 @@ import torch
 from torch import Tensor
 
 from ..stn.geometry import affine_theta, bilinear_weights
-from .harness import Case, like, run_checks
+from .harness import Case, fallback, like, run_checks
 
 __all__ = ["check_affine_theta", "check_bilinear_weights"]
 
 
+@fallback(affine_theta)
 def check_affine_theta(fn: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]) -> bool:
     """Check ``fn(angle, scale, tx, ty) -> theta``: (B,) tensors each, angle in degrees -> (B, 2, 3),
     theta = [[s cos a, s sin a, tx], [-s sin a, s cos a, ty]]: the sampling grid turned counter-clockwise on
@@ -50,6 +51,7 @@ def _bilinear_from(x: Tensor, y: Tensor, x0: Tensor, y0: Tensor, product: bool =
     return torch.stack([combine(1 - dx, 1 - dy), combine(dx, 1 - dy), combine(1 - dx, dy), combine(dx, dy)], 1)
 
 
+@fallback(lambda x, y: bilinear_weights(x, y)[2], "course_lib.stn.bilinear_weights (the weights)")
 def check_bilinear_weights(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
     """Check ``fn(x, y) -> weights``: sample points (N,) in pixel coordinates -> (N, 4), the weights of the
     pixels (floor x, floor y), (floor x + 1, floor y), (floor x, floor y + 1), (floor x + 1, floor y + 1):
