@@ -611,18 +611,8 @@ def labels_strict(iou, high, low):
     return labels
 
 
-def labels_without_best_rule(iou, high, low):
-    labels = torch.full((iou.shape[1],), -1, dtype=torch.long)
-    if len(iou) == 0:
-        return torch.zeros(iou.shape[1], dtype=torch.long)
-    best = iou.max(dim=0).values
-    labels[best < low] = 0
-    labels[best >= high] = 1
-    return labels
-
-
 def labels_wrong_dim(iou, high, low):                              # each anchor's best gt, not each gt's best anchor
-    labels = labels_without_best_rule(iou, high, low)
+    labels = labels_no_best_rule(iou, high, low)
     if len(iou):
         best = iou.max(dim=0, keepdim=True).values
         labels[((iou == best) & (best > 0)).any(dim=0)] = 1
@@ -630,7 +620,7 @@ def labels_wrong_dim(iou, high, low):                              # each anchor
 
 
 def labels_zero_best(iou, high, low):                              # a gt that overlaps nothing still gets anchors
-    labels = labels_without_best_rule(iou, high, low)
+    labels = labels_no_best_rule(iou, high, low)
     if len(iou):
         labels[(iou == iou.max(dim=1, keepdim=True).values).any(dim=0)] = 1
     return labels
