@@ -17,6 +17,7 @@ from .stn import grid_lines, sampling_grid_explorer, plot_sampling_grid_static, 
 from .detection import (anchor_explorer, anchor_summary, plot_anchors_static, detection_viewer,
                        plot_detections_static, plot_pr_curves)
 from .pose import draw_pose, show_poses, heatmap_viewer, plot_heatmaps_static
+from .source import source_of, show_source
 
 __all__ = [
     "PALETTE", "MATPLOTLIB_PRESENTATION", "font_size", "use_presentation_style", "color_of", "plotly_layout",
@@ -29,5 +30,5 @@ __all__ = [
     "class_neighbours_explorer", "plot_margin_matrix", "grid_lines", "sampling_grid_explorer",
     "plot_sampling_grid_static", "stn_browser", "plot_stn_examples_static", "anchor_explorer", "anchor_summary",
     "plot_anchors_static", "detection_viewer", "plot_detections_static", "plot_pr_curves", "draw_pose",
-    "show_poses", "heatmap_viewer", "plot_heatmaps_static",
+    "show_poses", "heatmap_viewer", "plot_heatmaps_static", "source_of", "show_source",
 ]
