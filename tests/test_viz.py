@@ -452,3 +452,13 @@ def test_heatmap_viewer_marks_argmax_soft_argmax_and_truth():
     assert len(fig2.axes) == 7
     fig3 = show_poses(torch.rand(3, 1, 64, 64), {"truth": truth, "guess": truth + 1}, n=3)
     assert len(fig3.axes) == 3
+
+
+def test_show_source_prints_the_lines_and_says_what_to_pass(capsys):
+    from course_lib.detection import box_iou
+    from course_lib.viz import show_source
+    show_source(box_iou)
+    out = capsys.readouterr().out
+    assert out.startswith("# course_lib.detection.boxes.box_iou\ndef box_iou(") and "return" in out
+    with pytest.raises(TypeError, match="Pass the function itself"):
+        show_source(box_iou(torch.zeros(1, 4), torch.zeros(1, 4)))

@@ -17,11 +17,11 @@ def source_of(function: Callable) -> str:
     # course_lib.viz.source.source_of
     """
     target = inspect.unwrap(function)
-    name = f"{target.__module__}.{target.__qualname__}"
     try:
+        name = f"{target.__module__}.{target.__qualname__}"
         text = inspect.getsource(target)
-    except (OSError, TypeError) as error:
-        raise TypeError(f"show_source needs a Python function or class from a file, got {function!r} ({error}). "
+    except (AttributeError, OSError, TypeError) as error:
+        raise TypeError(f"show_source needs a Python function or class from a file, got a {type(function).__name__}. "
                         "Pass the function itself, e.g. show_source(decode_boxes), not its result.") from None
     return f"# {name}\n{textwrap.dedent(text).rstrip()}"
 
