@@ -129,3 +129,84 @@ def test_canvas_batches_are_seeded_per_epoch_and_train():
         CanvasBatches(d, y, batch_size=0, steps=3)
     with pytest.raises(ValueError, match="layout"):
         CanvasBatches(d, y, batch_size=2, steps=3, layout="grid")
+
+
+def test_shared_cells_against_a_loop_and_its_checks():
+    from course_lib.detection import shared_cells
+    d, y = fake_digits()
+    c = digit_canvases(d, y, 40, torch.Generator().manual_seed(3), max_digits=6, sizes=(8, 20), layout="anywhere")
+    for stride in (8, 16, 64 / 3):
+        got = shared_cells(c.boxes, c.labels, stride)
+        cell = lambda b: (int(((b[0] + b[2]) / 2) // stride), int(((b[1] + b[3]) / 2) // stride))
+        for i in range(len(c)):
+            for k in range(c.boxes.shape[1]):
+                others = [j for j in range(c.boxes.shape[1]) if j != k and c.labels[i, j] >= 0]
+                slow = c.labels[i, k] >= 0 and any(cell(c.boxes[i, j]) == cell(c.boxes[i, k]) for j in others)
+                assert bool(got[i, k]) == bool(slow)
+    quadrants = digit_canvases(d, y, 40, torch.Generator().manual_seed(4), max_digits=4)
+    assert not shared_cells(quadrants.boxes, quadrants.labels, 16).any()      # one digit per 32-px quarter
+    assert shared_cells(quadrants.boxes, quadrants.labels, 64).any()          # one cell for the whole canvas
+    with pytest.raises(ValueError, match="stride"):
+        shared_cells(c.boxes, c.labels, 0)
+    with pytest.raises(ValueError, match=r"\(B, K, 4\)"):
+        shared_cells(c.boxes[0], c.labels[0], 8)
+
+
+def test_lesson_plumbing_builds_trains_and_scores():
+    from course_lib.detection import detection_scores, detector_build, failure_canvases
+    from course_lib.experiments import train_run
+    d, y = fake_digits()
+    anchors = make_anchors((8, 8), 8, [12, 20], [1, 2])
+    build = detector_build(d, y, anchors, batch_size=4, steps=2, anchors_per_cell=4, allow_low_quality=False)
+    model, batches, step = build(3)
+    assert isinstance(model, TinyDetector) and batches.seed == 3 and len(batches) == 2
+    model, history = train_run(build, 0, epochs=1)
+    hard = failure_canvases(d, y, 6)
+    assert set(hard) == {"small digits", "crowded digits"}
+    again = failure_canvases(d, y, 6)
+    assert all(torch.equal(hard[k].images, again[k].images) for k in hard)
+    small = hard["small digits"].boxes[hard["small digits"].labels >= 0]
+    assert (small[:, 2:] - small[:, :2]).max() <= 12
+    targets = hard["crowded digits"].all_targets()
+    assert len(targets) == 6 and all((t["labels"] >= 0).all() for t in targets)
+    scores = detection_scores(model, hard["crowded digits"], anchors)
+    assert set(scores) == {"mAP@0.5", "proposal AP"} and all(0 <= v <= 1 for v in scores.values())
+
+
+def test_detect_uses_the_decode_and_nms_it_is_given():
+    from course_lib.detection import decode_boxes, nms
+    d, y = fake_digits()
+    anchors = make_anchors((8, 8), 8, [12, 20], [1, 2])
+    torch.manual_seed(0)
+    model = TinyDetector(4, width=8)
+    images = digit_canvases(d, y, 3, torch.Generator().manual_seed(0)).images
+    calls = []
+    mine = lambda b, s, t: calls.append(len(b)) or nms(b, s, t)
+    base = detect(model, images, anchors, score_threshold=0.0)
+    same = detect(model, images, anchors, score_threshold=0.0, decode=lambda x, a: decode_boxes(x, a), suppress=mine)
+    assert len(calls) == 3
+    assert all(torch.equal(a["boxes"], b["boxes"]) for a, b in zip(base, same))
+    keep_all = detect(model, images, anchors, score_threshold=0.0, suppress=lambda b, s, t: torch.argsort(s, descending=True))
+    assert all(len(k["boxes"]) == 20 for k in keep_all)                          # max_detections
+
+
+def test_the_lessons_figures_draw():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from course_lib.core import fit
+    from course_lib.detection import CanvasBatches, detection_step
+    from course_lib.viz import plot_anchor_fit, plot_detection_history, plot_shared_cells
+    d, y = fake_digits()
+    c = digit_canvases(d, y, 2, torch.Generator().manual_seed(0), max_digits=6, layout="anywhere")
+    ax = plot_shared_cells(c.images[0], c.boxes[0], c.labels[0], 16)
+    assert "stride 16" in ax.get_title()
+    anchors = make_anchors((8, 8), 8, [12, 20], [1, 2])
+    gt = c.boxes[c.labels >= 0]
+    ax = plot_anchor_fit(gt, box_iou(gt, anchors).max(1).values)
+    assert len(ax.collections[0].get_offsets()) == len(gt)
+    history = fit(TinyDetector(4, width=8), CanvasBatches(d, y, 4, 2), detection_step(anchors), epochs=1,
+                  evaluate=lambda m: {"mAP@0.5": 0.1, "proposal AP": 0.2}, progress=False)
+    fig = plot_detection_history(history, {"mAP@0.5": 0.0})
+    assert len(fig.axes) == 3
+    plt.close("all")

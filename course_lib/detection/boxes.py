@@ -69,7 +69,8 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     """Greedy non-maximum suppression. boxes (N, 4), scores (N,) -> kept indices (K,), highest score first.
 
     Take the highest-scoring box left, keep it, drop every remaining box whose IoU with it is strictly
-    above ``iou_threshold``; repeat. Equal scores keep their input order (a stable sort).
+    above ``iou_threshold``; repeat. Equal scores keep their input order, the lower index first (a stable
+    sort), as ``torchvision.ops.nms`` does: the same boxes and scores give the same indices.
 
     Box 1 overlaps the best box 0 by IoU 0.82 and is dropped; box 2 overlaps nothing:
 

@@ -9,6 +9,8 @@ the inference. The box operations themselves are in :mod:`course_lib.detection.b
 * ``detection_loss``: objectness (binary cross-entropy over non-ignored anchors), class (cross-entropy on
   positive anchors) and box (smooth L1 on the deltas of positive anchors).
 * ``detect``: decode, keep scores above a threshold, non-maximum suppression per image.
+* ``shared_cells``: which digits share their centre's grid cell with another (one output per cell fails).
+* ``detector_build`` and ``failure_canvases``: the lesson's training run and its two hard test sets.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from .boxes import (
 )
 
 __all__ = ["INK", "Canvases", "digit_canvases", "CanvasBatches", "TinyDetector", "match_batch", "detection_loss",
-           "detection_step", "detect"]
+           "detection_step", "detect", "shared_cells", "detector_build", "failure_canvases"]
 
 
 INK = 0.3                                       # a pixel brighter than this belongs to a digit's box
@@ -53,6 +55,10 @@ class Canvases:
         """The gt boxes of canvas i without padding: {"boxes": (G, 4), "labels": (G,)}."""
         keep = self.labels[i] >= 0
         return {"boxes": self.boxes[i][keep], "labels": self.labels[i][keep]}
+
+    def all_targets(self) -> list[dict[str, Tensor]]:
+        """:meth:`targets` of every canvas: the form the metrics take."""
+        return [self.targets(i) for i in range(len(self))]
 
 
 def digit_canvases(digits: Tensor, labels: Tensor, n: int, g: torch.Generator, canvas: int = 64,
@@ -234,7 +240,8 @@ def detection_step(anchors: Tensor, high: float = 0.7, low: float = 0.3, allow_l
 @torch.no_grad()
 def detect(model: TinyDetector, images: Tensor, anchors: Tensor, score_threshold: float = 0.5,
            iou_threshold: float = 0.3, class_agnostic: bool = False, top_k: int = 100,
-           max_detections: int = 20) -> list[dict[str, Tensor]]:
+           max_detections: int = 20, decode: Callable[[Tensor, Tensor], Tensor] = decode_boxes,
+           suppress: Callable[[Tensor, Tensor, float], Tensor] = nms) -> list[dict[str, Tensor]]:
     """Detections per image: {"boxes" (D, 4), "scores" (D,), "labels" (D,)} after decoding, a score threshold
     (score = sigmoid(objectness) * class probability) and non-maximum suppression, highest score first.
     As in torchvision's detectors, only the ``top_k`` best-scoring anchors of an image go into NMS and at
@@ -242,6 +249,8 @@ def detect(model: TinyDetector, images: Tensor, anchors: Tensor, score_threshold
 
     class_agnostic=True: proposals, as a region proposal network makes them: score = sigmoid(objectness)
     alone and label 0 for every box (score them against targets whose labels are all 0).
+    ``decode`` (deltas, anchors) -> boxes and ``suppress`` (boxes, scores, iou_threshold) -> kept indices are
+    course_lib's decode_boxes and nms unless you pass your own (the exercises of the lesson).
     """
     with eval_mode(model):
         out = model(images)
@@ -257,7 +266,57 @@ def detect(model: TinyDetector, images: Tensor, anchors: Tensor, score_threshold
     best = scores.topk(min(top_k, scores.shape[1]), dim=1).indices                       # (B, k) per image
     for i in range(len(images)):
         keep = best[i][scores[i, best[i]] > score_threshold]
-        boxes = decode_boxes(out[i, keep, 1:5], anchors[keep])
-        order = nms(boxes, scores[i, keep], iou_threshold)[:max_detections]
+        boxes = decode(out[i, keep, 1:5], anchors[keep])
+        order = suppress(boxes, scores[i, keep], iou_threshold)[:max_detections]
         results.append({"boxes": boxes[order], "scores": scores[i, keep][order], "labels": classes[i, keep][order]})
     return results
+
+
+def shared_cells(boxes: Tensor, labels: Tensor, stride: float) -> Tensor:
+    """Which gt boxes share their centre's grid cell with another box of the same image.
+
+    boxes (B, K, 4) and labels (B, K), padded with label -1 (as in :class:`Canvases`) -> (B, K) bool: True
+    where the centre of box k lies in the same ``stride`` x ``stride`` cell as the centre of another real box
+    of image b. A detector with one output per cell (the lecture's grid before anchors) can report only one
+    of them.
+
+    >>> boxes = torch.tensor([[[0.0, 0, 6, 6], [4, 2, 8, 8], [20, 20, 30, 30]]])
+    >>> shared_cells(boxes, torch.tensor([[3, 5, 1]]), stride=8).tolist()
+    [[True, True, False]]
+    """
+    if boxes.dim() != 3 or boxes.shape[-1] != 4 or labels.shape != boxes.shape[:2]:
+        raise ValueError(f"boxes must be (B, K, 4) and labels (B, K), got {tuple(boxes.shape)} and "
+                         f"{tuple(labels.shape)}: pass a Canvases' .boxes and .labels")
+    if stride <= 0:
+        raise ValueError(f"stride must be positive (pixels per cell), got {stride}")
+    col = torch.floor((boxes[..., 0] + boxes[..., 2]) / 2 / stride)                     # (B, K) centre's cell
+    row = torch.floor((boxes[..., 1] + boxes[..., 3]) / 2 / stride)
+    real = labels >= 0
+    same = (col[:, :, None] == col[:, None, :]) & (row[:, :, None] == row[:, None, :])  # (B, K, K)
+    same &= real[:, :, None] & real[:, None, :]
+    same &= ~torch.eye(boxes.shape[1], dtype=torch.bool, device=boxes.device)           # not with itself
+    return same.any(dim=2)
+
+
+def detector_build(digits: Tensor, labels: Tensor, anchors: Tensor, batch_size: int, steps: int,
+                   anchors_per_cell: int, allow_low_quality: bool = True, high: float = 0.7, low: float = 0.3
+                   ) -> Callable[[int], tuple[nn.Module, CanvasBatches, Callable]]:
+    """The lesson's training run, as ``build(seed) -> (model, batches, step)`` for
+    :func:`course_lib.experiments.train_run`: a fresh :class:`TinyDetector` on the digits' device, fresh
+    :class:`CanvasBatches` of the digits (N, 1, 28, 28) seeded with ``seed``, and :func:`detection_step` with
+    the matching rule (high, low, allow_low_quality) on ``anchors`` (A, 4)."""
+    step = detection_step(anchors, high=high, low=low, allow_low_quality=allow_low_quality)
+
+    def build(seed: int):
+        model = TinyDetector(anchors_per_cell).to(digits.device)
+        return model, CanvasBatches(digits, labels, batch_size, steps, seed=seed), step
+    return build
+
+
+def failure_canvases(digits: Tensor, labels: Tensor, n: int, seed: int = 7) -> dict[str, Canvases]:
+    """Two hard test sets of n canvases each from the digits (N, 1, 28, 28): "small digits" (8-12 pixel
+    patches, smaller than the training digits and every anchor) and "crowded digits" (up to 6 digits anywhere
+    on the canvas, so they overlap and touch). Seeded: the same digits give the same canvases."""
+    return {"small digits": digit_canvases(digits, labels, n, torch.Generator().manual_seed(seed), sizes=(8, 12)),
+            "crowded digits": digit_canvases(digits, labels, n, torch.Generator().manual_seed(seed + 1),
+                                             max_digits=6, layout="anywhere")}

@@ -6,8 +6,9 @@ import torch
 from torch import Tensor
 
 from .boxes import box_iou
+from .detector import Canvases, detect
 
-__all__ = ["detection_pr", "detection_map", "match_detections"]
+__all__ = ["detection_pr", "detection_map", "match_detections", "detection_scores"]
 
 
 def detection_pr(predictions: list[dict], targets: list[dict], label: int, iou_threshold: float = 0.5
@@ -87,3 +88,19 @@ def match_detections(prediction: dict, target: dict, iou_threshold: float = 0.5)
         if candidates[j] >= iou_threshold:
             hit[k], found[j] = True, True
     return hit, found
+
+
+def detection_scores(model, canvases: Canvases, anchors: Tensor, score_threshold: float = 0.05,
+                     iou_threshold: float = 0.3) -> dict[str, float]:
+    """The lesson's two test scores of a detector on ``canvases``, both from 0 to 1:
+
+    * "mAP@0.5": :func:`detection_map` over the 10 digits of the detections above a low score, after NMS;
+    * "proposal AP": the AP of the boxes alone, ranked by objectness, every digit counted as one class
+      "digit": what a region proposal network would hand on, localisation without classification.
+    """
+    targets = canvases.all_targets()
+    found = detect(model, canvases.images, anchors, score_threshold, iou_threshold)
+    proposals = detect(model, canvases.images, anchors, score_threshold, iou_threshold, class_agnostic=True)
+    any_digit = [{"boxes": t["boxes"], "labels": torch.zeros_like(t["labels"])} for t in targets]
+    return {"mAP@0.5": detection_map(found, targets, num_classes=10)["mAP"],
+            "proposal AP": detection_map(proposals, any_digit, num_classes=1)["mAP"]}

@@ -8,10 +8,10 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..detection.boxes import anchor_labels, box_iou, centre_size, encode_boxes
+from ..detection.boxes import anchor_labels, box_iou, centre_size, decode_boxes, encode_boxes, nms
 from .harness import Case, fallback, has_nan, like, run_checks
 
-__all__ = ["check_box_iou", "check_encode_boxes", "check_anchor_labels"]
+__all__ = ["check_box_iou", "check_encode_boxes", "check_anchor_labels", "check_decode_boxes", "check_nms"]
 
 
 def _iou_variant(a: Tensor, b: Tensor, plus_one: float = 0.0, clamp: bool = True, denominator: str = "union") -> Tensor:
@@ -169,3 +169,162 @@ def _labels_zero_best(iou: Tensor, high: float, low: float) -> Tensor:
     if len(iou):
         labels[(iou == iou.max(dim=1, keepdim=True).values).any(dim=0)] = 1
     return labels
+
+
+# ---------------------------------------------------------------------------------------------- decoding deltas
+def _decode_variant(deltas: Tensor, anchors: Tensor, exp: bool = True, corner: bool = False, swap: bool = False,
+                    centre_out: bool = False, half: float = 0.5) -> Tensor:
+    """Decoding and its usual mistakes: no exp, shift from the corner, w and h swapped, (cx, cy, w, h) out,
+    the whole width on each side of the centre."""
+    ax, ay, aw, ah = centre_size(anchors)
+    if corner:
+        ax, ay = anchors[:, 0], anchors[:, 1]
+    sx, sy = (ah, aw) if swap else (aw, ah)
+    cx, cy = ax + deltas[:, 0] * sx, ay + deltas[:, 1] * sy
+    grow = torch.exp if exp else (lambda d: d)
+    w, h = aw * grow(deltas[:, 2]), ah * grow(deltas[:, 3])
+    if centre_out:
+        return torch.stack([cx, cy, w, h], 1)
+    return torch.stack([cx - half * w, cy - half * h, cx + half * w, cy + half * h], 1)
+
+
+@fallback(decode_boxes)
+def check_decode_boxes(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
+    """Check ``fn(deltas, anchors) -> boxes``: deltas (N, 4) = (dx, dy, dw, dh) on anchors (N, 4) -> boxes (N, 4)
+    as corners (x1, y1, x2, y2): centre (ax + dx aw, ay + dy ah), size (aw exp(dw), ah exp(dh)); the inverse of
+    encode_boxes. Gradients must reach the deltas.
+    """
+    g = torch.Generator().manual_seed(15)
+    t = lambda *rows: torch.tensor(rows, dtype=torch.float32)
+    xy = torch.rand(6, 2, generator=g) * 40
+    anchors = torch.cat([xy, xy + 4 + torch.rand(6, 2, generator=g) * 20], 1)
+    gt = anchors + torch.randn(6, 4, generator=g) * 2
+    gt[:, 2:] = torch.maximum(gt[:, 2:], gt[:, :2] + 2)
+    cases = [
+        Case("zero deltas give the anchor back", (t([0, 0, 0, 0]), t([10, 10, 20, 30])), t([10, 10, 20, 30])),
+        Case("dx = 0.5 moves the anchor right by half its width", (t([0.5, 0, 0, 0]), t([10, 10, 20, 30])),
+             t([15, 10, 25, 30])),
+        Case("dx = dy = 0.5 on an anchor 10 wide and 20 tall", (t([0.5, 0.5, 0, 0]), t([0, 0, 10, 20])),
+             t([5, 10, 15, 30])),
+        Case("dw = log 2, dh = log 0.5: twice as wide, half as tall, same centre",
+             (t([0, 0, math.log(2), math.log(0.5)]), t([10, 10, 20, 30])), t([5, 15, 25, 25])),
+        Case("the deltas of encode_boxes(gt, anchors) decode to gt", (encode_boxes(gt, anchors), anchors), gt),
+        Case("6 random deltas on random anchors", (torch.randn(6, 4, generator=g) * 0.5, anchors), grad="match"),
+        Case("no boxes (N = 0)", (torch.zeros(0, 4), torch.zeros(0, 4)), torch.zeros(0, 4)),
+    ]
+    either = lambda *variants: (lambda got, want, args: any(like(v)(got, want, args) for v in variants))
+    rules = [
+        ("dw and dh are LOG-ratios: the width is aw * torch.exp(dw), so that dw = 0 keeps the anchor's width.",
+         either(lambda d, a: _decode_variant(d, a, exp=False),
+                lambda d, a: _decode_variant(torch.cat([d[:, :2], d[:, 2:] - 1], 1), a, exp=False))),
+        ("Shift from the anchor's CENTRE, ((x1 + x2) / 2, (y1 + y2) / 2), not from its top-left corner.",
+         like(lambda d, a: _decode_variant(d, a, corner=True))),
+        ("dx is in anchor WIDTHS and dy in anchor HEIGHTS: cx = ax + dx * aw, cy = ay + dy * ah.",
+         like(lambda d, a: _decode_variant(d, a, swap=True))),
+        ("Return corners (x1, y1, x2, y2) = (cx − w/2, cy − h/2, cx + w/2, cy + h/2), not (cx, cy, w, h).",
+         like(lambda d, a: _decode_variant(d, a, centre_out=True))),
+        ("Half the width on each side of the centre: x1 = cx − w / 2, x2 = cx + w / 2.",
+         like(lambda d, a: _decode_variant(d, a, half=1.0))),
+        ("Sign: cx = ax + dx * aw (a positive dx moves the box right), as encode measures gt minus anchor.",
+         like(lambda d, a: _decode_variant(-d, a))),
+    ]
+    return run_checks("decode boxes", fn, cases, decode_boxes, rules,
+                      "anchor centres and sizes first; centre + shift in anchor units, size times exp of the "
+                      "log-ratio; then the corners, stacked along dim 1.")
+
+
+# ---------------------------------------------------------------------------------------------- NMS
+def _nms_variant(boxes: Tensor, scores: Tensor, threshold: float, ge: bool = False, sort: bool = True,
+                 ties_reversed: bool = False, every_box: bool = False, self_first: bool = False,
+                 output: str = "indices") -> Tensor:
+    """Greedy NMS and its usual mistakes (see check_nms)."""
+    if not sort:
+        order = torch.arange(len(scores))
+    elif ties_reversed:
+        order = torch.sort(scores, stable=True).indices.flip(0)
+    else:
+        order = torch.sort(scores, descending=True, stable=True).indices
+    iou = box_iou(boxes, boxes)
+    over = iou >= threshold if ge else iou > threshold
+    suppressed = torch.zeros(len(boxes), dtype=torch.bool)
+    keep = []
+    for i in order.tolist():
+        if self_first:
+            suppressed |= over[i]
+        if not suppressed[i]:
+            keep.append(i)
+        if every_box or not suppressed[i]:
+            suppressed |= over[i]
+    if output == "mask":
+        mask = torch.zeros(len(boxes), dtype=torch.bool)
+        mask[keep] = True
+        return mask
+    return torch.tensor(sorted(keep) if output == "sorted" else keep, dtype=torch.long)
+
+
+def _torchvision_nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    import torchvision
+    return torchvision.ops.nms(boxes, scores, iou_threshold)
+
+
+@fallback(nms)
+def check_nms(fn: Callable[[Tensor, Tensor, float], Tensor]) -> bool:
+    """Check ``fn(boxes, scores, iou_threshold) -> keep`` against ``torchvision.ops.nms``: boxes (N, 4), scores
+    (N,) -> the indices (K,) long of the boxes kept by greedy NMS, highest score first. A box is dropped when a
+    KEPT box of higher rank overlaps it by IoU strictly above the threshold. Equal scores: the lower index
+    ranks first (torchvision's order). Calling torchvision's or course_lib's nms does not count.
+    """
+    import torchvision
+
+    g = torch.Generator().manual_seed(16)
+    t = lambda *rows: torch.tensor(rows, dtype=torch.float32)
+    idx = lambda *v: torch.tensor(v, dtype=torch.long)
+
+    def random_boxes(n: int) -> Tensor:
+        xy = torch.rand(n, 2, generator=g) * 40
+        return torch.cat([xy, xy + 4 + torch.rand(n, 2, generator=g) * 16], 1)
+    cases = [
+        Case("box 1 overlaps the better box 0 by IoU 0.82; box 2 is alone",
+             (t([0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30]), t(0.9, 0.8, 0.7), 0.5), idx(0, 2)),
+        Case("three separate boxes scored 0.2, 0.9, 0.5: all kept, best first",
+             (t([0, 0, 5, 5], [10, 0, 15, 5], [20, 0, 25, 5]), t(0.2, 0.9, 0.5), 0.5), idx(1, 2, 0)),
+        Case("two pairs, the better box of each pair second in the input",
+             (t([0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30], [21, 20, 31, 30]), t(0.3, 0.9, 0.6, 0.8), 0.5),
+             idx(1, 3)),
+        Case("a chain: 1 overlaps 0 and 2 (IoU 1/3), 0 and 2 do not touch; threshold 0.3",
+             (t([0, 0, 10, 10], [5, 0, 15, 10], [10, 0, 20, 10]), t(0.9, 0.8, 0.7), 0.3), idx(0, 2)),
+        Case("IoU exactly 0.5 at threshold 0.5: not above it, both kept",
+             (t([0, 0, 4, 2], [0, 0, 2, 2]), t(0.9, 0.8), 0.5), idx(0, 1)),
+        Case("threshold 0: any overlap suppresses, boxes that only touch do not",
+             (t([0, 0, 2, 2], [2, 0, 4, 2], [1, 1, 3, 3]), t(0.9, 0.8, 0.7), 0.0), idx(0, 1)),
+        Case("equal scores 0.5 and a better box: ties keep the lower index first",
+             (t([0, 0, 10, 10], [30, 30, 40, 40], [1, 0, 11, 10], [60, 60, 70, 70]), t(0.5, 0.5, 0.5, 0.7), 0.5),
+             idx(3, 0, 1)),
+        Case("two identical boxes with equal scores: the first one is kept",
+             (t([0, 0, 10, 10], [0, 0, 10, 10]), t(0.5, 0.5), 0.5), idx(0)),
+        Case("no boxes (N = 0)", (torch.zeros(0, 4), torch.zeros(0), 0.5), torch.zeros(0, dtype=torch.long)),
+        Case("30 random boxes, scores rounded to quarters (many ties), threshold 0.3",
+             (random_boxes(30), (torch.rand(30, generator=g) * 4).round() / 4, 0.3)),
+        Case("60 random boxes, threshold 0.6", (random_boxes(60), torch.rand(60, generator=g), 0.6)),
+    ]
+    rules = [
+        ("Suppress only IoU strictly ABOVE the threshold (iou > threshold): a box at exactly the threshold stays.",
+         like(lambda b, s, th: _nms_variant(b, s, th, ge=True))),
+        ("Visit the boxes from the highest score down (torch.sort(scores, descending=True, stable=True)), not in "
+         "input order.", like(lambda b, s, th: _nms_variant(b, s, th, sort=False))),
+        ("Only a KEPT box suppresses others: a box that was itself suppressed must not remove its neighbours.",
+         like(lambda b, s, th: _nms_variant(b, s, th, every_box=True))),
+        ("Return the kept INDICES (a long tensor, best first), not a mask over all the boxes.",
+         lambda got, want, args: isinstance(got, Tensor) and got.dtype == torch.bool),
+        ("Return the indices in the order they were kept (highest score first), not sorted by index.",
+         like(lambda b, s, th: _nms_variant(b, s, th, output="sorted"))),
+        ("A box has IoU 1 with itself: decide whether box i is kept BEFORE it suppresses its neighbours, or it "
+         "suppresses itself.", like(lambda b, s, th: _nms_variant(b, s, th, self_first=True))),
+        ("Equal scores: the LOWER index comes first, as in torchvision (a stable descending sort: "
+         "torch.sort(scores, descending=True, stable=True)).",
+         like(lambda b, s, th: _nms_variant(b, s, th, ties_reversed=True))),
+    ]
+    return run_checks("NMS", fn, cases, _torchvision_nms, rules,
+                      "sort by score (descending, stable); walk that order, keep a box unless a kept box overlaps "
+                      "it by IoU > threshold; return the kept indices (torch.long), best first.",
+                      library=(nms, torchvision.ops.nms, torchvision.ops.batched_nms))

@@ -6,6 +6,8 @@
 * ``detection_viewer``: detections against the gt boxes, with a score-threshold slider; right ones green,
   wrong ones red, missed gt boxes dashed. Twin: ``plot_detections_static``.
 * ``plot_pr_curves``: precision-recall curves of a detector, one per class, with their AP.
+* ``plot_shared_cells``: a canvas on a grid of cells, the digits whose centres share a cell in red.
+* ``plot_anchor_fit``: each digit's best anchor IoU against its size. ``plot_detection_history``: training.
 """
 from __future__ import annotations
 
@@ -24,11 +26,13 @@ from ..detection.boxes import (
     box_iou,
     make_anchors,
 )
+from ..detection.detector import shared_cells
 from ..detection.metrics import match_detections
+from .curves import smooth
 from .style import PALETTE, font_size, image2d, plotly_layout
 
 __all__ = ["anchor_explorer", "anchor_summary", "plot_anchors_static", "detection_viewer", "plot_detections_static",
-           "plot_pr_curves"]
+           "plot_pr_curves", "plot_shared_cells", "plot_anchor_fit", "plot_detection_history"]
 
 GT_COLOR, OBJECT_COLOR, IGNORED_COLOR, BACKGROUND_COLOR = PALETTE[0], PALETTE[2], PALETTE[1], "#9A9A9A"
 WRONG_COLOR, SELECTED_COLOR = PALETTE[3], PALETTE[4]
@@ -350,3 +354,77 @@ def plot_pr_curves(curves: dict, title: str = "Precision-recall per class", ax=N
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02), title=f"{title} (mAP {mean_ap:.3f})")
     ax.legend(ncol=2, fontsize=font_size() - 5, loc="lower left", title="digit")
     return ax
+
+
+def plot_shared_cells(image: Tensor, boxes: Tensor, labels: Tensor, stride: float, ax=None, title: str | None = None):
+    """One canvas (1, S, S) on its grid of ``stride``-pixel cells, with its gt boxes (K, 4) and labels (K,)
+    (padded with -1): each box's centre as a dot, and in red the boxes whose centres share a cell, with that
+    cell shaded: a detector with one output per cell can report only one of them."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 5))
+    side = image.shape[-1]
+    ax.imshow(image2d(image), cmap="gray", vmin=0, vmax=1)
+    for k in range(1, math.ceil(side / stride)):
+        ax.axvline(k * stride - 0.5, color="#BBBBBB", lw=1)
+        ax.axhline(k * stride - 0.5, color="#BBBBBB", lw=1)
+    shared = shared_cells(boxes[None].cpu(), labels[None].cpu(), stride)[0]
+    for (x1, y1, x2, y2), label, bad in zip(boxes.cpu().tolist(), labels.cpu().tolist(), shared.tolist()):
+        if label < 0:
+            continue
+        color = WRONG_COLOR if bad else GT_COLOR
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        if bad:
+            col, row = math.floor(cx / stride), math.floor(cy / stride)
+            ax.add_patch(Rectangle((col * stride - 0.5, row * stride - 0.5), stride, stride, color=WRONG_COLOR,
+                                   alpha=0.25))
+        ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, color=color, lw=2.5))
+        ax.plot(cx - 0.5, cy - 0.5, "o", color=color, ms=7)
+    ax.set_title(title or f"stride {stride:g}: {int(shared.sum())} digits share a cell", fontsize=font_size() - 4)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
+def plot_anchor_fit(gt_boxes: Tensor, best_iou: Tensor, high: float = 0.7, low: float = 0.3, ax=None):
+    """How well the anchors fit each digit: best IoU of any anchor (G,) against the digit's size
+    sqrt(area) of its gt box (G, 4), with the matching thresholds as lines."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.5))
+    gt_boxes, best_iou = gt_boxes.float().cpu(), best_iou.float().cpu()
+    side = ((gt_boxes[:, 2] - gt_boxes[:, 0]) * (gt_boxes[:, 3] - gt_boxes[:, 1])).sqrt()
+    ax.scatter(side, best_iou, s=12, alpha=0.5, color=GT_COLOR)
+    for level, name in ((high, "object above"), (low, "background below")):
+        ax.axhline(level, color="gray", ls="--")
+        ax.text(float(side.min()) if len(side) else 0, level + 0.01, name, color="gray", fontsize=font_size() - 4)
+    ax.set(xlabel="digit size: sqrt(box area) (px)", ylabel="best IoU of any anchor", ylim=(0, 1),
+           title="How well the anchors fit each test digit")
+    return ax
+
+
+def plot_detection_history(history, chance: dict | None = None):
+    """Three panels of a detector's training (a ``fit`` history with the terms of ``detection_loss`` and the
+    test scores of ``detection_scores``): the loss terms per step (smoothed, log scale), the test scores after
+    each epoch (``chance``: the untrained detector's, dashed), the object anchors per canvas."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    for term in ("objectness", "class", "box"):
+        axes[0].plot(smooth(history.step_values(term)), lw=2.5, label=term)
+    axes[0].set(xlabel="step", ylabel="loss (smoothed)", yscale="log", title="The three loss terms")
+    axes[0].legend()
+    epochs = range(1, len(history.epochs) + 1)
+    for name in ("mAP@0.5", "proposal AP"):
+        axes[1].plot(epochs, history.epoch_values(name), "o-", lw=2.5, label=name)
+    if chance is not None:
+        axes[1].axhline(chance["mAP@0.5"], color="gray", ls="--", label="untrained mAP")
+    axes[1].set(xlabel="epoch", ylabel="score on the test canvases", ylim=(0, 1), title="Test scores per epoch")
+    axes[1].legend()
+    axes[2].plot(smooth(history.step_values("positives")), lw=2.5, color=OBJECT_COLOR)
+    axes[2].set(xlabel="step", ylabel="object anchors per canvas", ylim=(0, None), title="Positives per canvas")
+    fig.tight_layout()
+    return fig
