@@ -237,7 +237,8 @@ def _watched(fn: Callable, codes: dict, calls: list[str]) -> Callable:
 
 
 def _called_the_library(name: str, calls: list[str]) -> bool:
-    print(f"✗ {name}: your function calls course_lib's own {calls[0]}, which passes every check without "
+    whose = "course_lib's own" if calls[0].startswith("course_lib.") else "the ready-made"
+    print(f"✗ {name}: your function calls {whose} {calls[0]}, which passes every check without "
           "showing anything.\n  hint: write it yourself with torch operations (the notebook goes on with "
           "course_lib's version until you do).")
     return False
