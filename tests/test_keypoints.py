@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from course_lib.pose import heatmap_argmax, mean_error, pck, render_heatmaps, rescale, soft_argmax2d
+from course_lib.pose import (BONES, heatmap_argmax, limb_fields, limb_scores, mean_error, pair_two, paf_score, pck,
+                             render_heatmaps, render_paf, rescale, soft_argmax2d)
 
 
 def test_render_heatmaps_by_hand_and_against_a_loop():
@@ -88,3 +89,38 @@ def test_part_affinity_fields_and_their_line_integral():
     score = paf_score(paf[0], start[0], end[0])                        # (2 starts, 2 ends)
     assert score[0, 0] == pytest.approx(1.0) and score[1, 1] == pytest.approx(1.0)
     assert score[0, 1] < 0.3 and score[1, 0] < 0.3                     # crossing between the people: low
+
+
+def test_empty_batches_and_dtypes_of_the_heatmaps():
+    assert render_heatmaps(torch.zeros(0, 3, 2), (4, 5), 1.0).shape == (0, 3, 4, 5)
+    assert render_heatmaps(torch.rand(1, 2, 2, dtype=torch.float64), (3, 3), 1.0).dtype == torch.float64
+
+
+def test_limb_fields_stack_render_paf_per_bone_and_limb_scores_match_paf_score():
+    g = torch.Generator().manual_seed(2)
+    people = torch.rand(3, 2, 11, 2, generator=g) * 20 + 2                          # (B, P, K, 2)
+    fields = limb_fields(people, BONES, (24, 24))
+    assert fields.shape == (3, 2 * len(BONES), 24, 24)
+    for l, (a, b) in enumerate(BONES):
+        torch.testing.assert_close(fields[:, 2 * l:2 * l + 2], render_paf(people[:, :, a], people[:, :, b], (24, 24)))
+    scores = limb_scores(fields, people, BONES)                                    # (B, L, P, P)
+    assert scores.shape == (3, len(BONES), 2, 2)
+    for i in range(3):
+        for l, (a, b) in enumerate(BONES):
+            torch.testing.assert_close(scores[i, l], paf_score(fields[i, 2 * l:2 * l + 2], people[i, :, a], people[i, :, b]))
+    with pytest.raises(ValueError, match=r"\(B, P, K, 2\)"):
+        limb_fields(people[0], BONES, (24, 24))
+    with pytest.raises(ValueError, match="2L"):
+        limb_scores(fields[:, :4], people, BONES)
+
+
+def test_pair_two_picks_the_grouping_with_the_larger_sum_against_a_loop():
+    g = torch.Generator().manual_seed(3)
+    scores = torch.randn(50, 2, 2, generator=g)
+    got = pair_two(scores)
+    for s, partner in zip(scores.tolist(), got.tolist()):
+        straight, crossed = s[0][0] + s[1][1], s[0][1] + s[1][0]
+        assert partner == ([0, 1] if straight >= crossed else [1, 0])
+    assert pair_two(torch.zeros(2, 2)).tolist() == [0, 1]                           # a tie: the straight grouping
+    with pytest.raises(ValueError, match=r"\(\.\.\., 2, 2\)"):
+        pair_two(torch.zeros(3, 3))

@@ -8,15 +8,20 @@ from course_lib.pose import (
     JOINTS,
     SIDES,
     FigureBatches,
+    PafNet,
+    PairBatches,
     PoseNet,
     draw_segments,
     figures,
     heatmap_argmax,
+    limb_fields,
+    paf_step,
     pose_loss,
     pose_step,
     predict_keypoints,
     rescale,
     soft_argmax2d,
+    two_figures,
 )
 
 
@@ -116,3 +121,45 @@ def test_draw_segments_is_differentiable_also_on_a_stroke():
     draw_segments(starts, ends, size=11, width=torch.tensor([1.5])).sum().backward()
     assert torch.isfinite(starts.grad).all() and torch.isfinite(ends.grad).all()
     assert starts.grad.abs().sum() > 0
+
+
+def test_two_figures_overlap_are_seeded_and_keep_figures_unchanged_without_place():
+    images, people = two_figures(6, torch.Generator().manual_seed(5), size=48)
+    again = two_figures(6, torch.Generator().manual_seed(5), size=48)
+    assert images.shape == (6, 1, 48, 48) and people.shape == (6, 2, len(JOINTS), 2)
+    assert torch.equal(images, again[0]) and torch.equal(people, again[1])
+    assert (people >= 0).all() and (people <= 47).all()
+    # the image is the brighter of the two figures: each figure's joints (but the head) lie on ink
+    xy = people.round().long()
+    ink = images[torch.arange(6)[:, None, None], 0, xy[..., 1], xy[..., 0]]        # (6, 2, K)
+    assert (ink[..., 1:] > 0.5).all()
+    # place puts the figure in the room the image leaves it: 0 at the left and top, 1 at the right and bottom
+    corner = figures(4, torch.Generator().manual_seed(9), place=torch.zeros(4, 2)).keypoints
+    far = figures(4, torch.Generator().manual_seed(9), place=torch.ones(4, 2)).keypoints
+    assert (far - corner).amin() >= 0 and (corner.amin(1) < 12).all() and (far.amax(1) > 51).all()
+    batches = PairBatches(3, 2, seed=1, size=32)
+    first = [p for _, p in batches]
+    batches.set_epoch(0)
+    assert all(torch.equal(p, q) for p, q in zip(first, [p for _, p in batches])) and len(first) == 2
+
+
+def test_paf_net_shapes_and_a_few_steps_lower_its_loss():
+    torch.manual_seed(0)
+    model = PafNet(len(BONES), width=8)
+    images, people = two_figures(8, torch.Generator().manual_seed(1), size=32)
+    assert model(images).shape == (8, 2 * len(BONES), 32, 32)
+    step = paf_step(BONES)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        loss, _ = step(model, (images, people))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    # the loss is zero when the network outputs the fields drawn from the truth
+    class Perfect(torch.nn.Module):
+        def forward(self, x):
+            return limb_fields(people, BONES, (32, 32))
+    assert step(Perfect(), (images, people))[0].item() == 0

@@ -8,10 +8,80 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..pose.keypoints import pck, soft_argmax2d
+from ..pose.keypoints import pck, render_heatmaps, soft_argmax2d
 from .harness import Case, fallback, like, run_checks
 
-__all__ = ["check_soft_argmax", "check_pck"]
+__all__ = ["check_render_heatmaps", "check_soft_argmax", "check_pck"]
+
+
+def _heatmap_variant(keypoints: Tensor, size: tuple[int, int], sigma: float, swap: bool = False,
+                     denominator: str = "2 sigma²", shift: float = 0.0, rounded: bool = False,
+                     sum_one: bool = False, plain_distance: bool = False) -> Tensor:
+    """Gaussian maps and their usual mistakes: rows and columns swapped, a wrong denominator, pixel centres
+    shifted by ``shift``, keypoints rounded to whole pixels, maps normalised to sum 1, the distance not squared."""
+    h, w = size
+    kp = keypoints.round() if rounded else keypoints
+    x, y = kp[..., 0, None, None], kp[..., 1, None, None]                          # (B, K, 1, 1)
+    if swap:
+        x, y = y, x
+    cols = torch.arange(w, dtype=kp.dtype) + shift
+    rows = torch.arange(h, dtype=kp.dtype)[:, None] + shift
+    d2 = (cols - x) ** 2 + (rows - y) ** 2                                          # (B, K, H, W)
+    d = d2.sqrt() if plain_distance else d2
+    scale = {"2 sigma²": 2 * sigma ** 2, "sigma²": sigma ** 2, "2 sigma": 2 * sigma}[denominator]
+    maps = torch.exp(-d / scale)
+    return maps / maps.sum(dim=(-2, -1), keepdim=True) if sum_one else maps
+
+
+@fallback(render_heatmaps)
+def check_render_heatmaps(fn: Callable[[Tensor, tuple[int, int], float], Tensor]) -> bool:
+    """Check ``fn(keypoints, size, sigma) -> maps``: keypoints (B, K, 2) (x, y) in map pixels, size (H, W) ->
+    (B, K, H, W), a Gaussian of peak 1 and width sigma at each keypoint, exp(-||p - k||² / (2 sigma²)), where
+    p = (j, i) is the centre of pixel (row i, column j).
+    """
+    g = torch.Generator().manual_seed(17)
+    e = math.exp
+    t = lambda rows: torch.tensor(rows, dtype=torch.float32)[None, None]
+    cases = [
+        Case("a keypoint on pixel (1, 1) of a 3 x 3 map, sigma 1", (torch.tensor([[[1.0, 1.0]]]), (3, 3), 1.0),
+             t([[e(-1), e(-0.5), e(-1)], [e(-0.5), 1, e(-0.5)], [e(-1), e(-0.5), e(-1)]])),
+        Case("x = 2, y = 0 on a map of H = 2 rows and W = 4 columns, sigma 0.5 (x is the column)",
+             (torch.tensor([[[2.0, 0.0]]]), (2, 4), 0.5),
+             t([[e(-8), e(-2), 1, e(-2)], [e(-10), e(-4), e(-2), e(-4)]])),
+        Case("a keypoint between pixel centres, (x, y) = (1.5, 0.5) on a 2 x 3 map, sigma 1",
+             (torch.tensor([[[1.5, 0.5]]]), (2, 3), 1.0),
+             t([[e(-1.25), e(-0.25), e(-0.25)], [e(-1.25), e(-0.25), e(-0.25)]])),
+        Case("random keypoints, B = 2, K = 3, on 5 x 7 maps, sigma 1.3",
+             (torch.rand(2, 3, 2, generator=g) * torch.tensor([6.0, 4.0]), (5, 7), 1.3), grad="match"),
+        Case("the lesson's sizes: B = 3, K = 11, 16 x 16 maps, sigma 2",
+             (torch.rand(3, 11, 2, generator=g) * 15, (16, 16), 2.0), grad="match"),
+        Case("keypoints outside the map (x = -2, y = 7.5 on 4 x 4): only the Gaussian's tail shows",
+             (torch.tensor([[[-2.0, 7.5], [5.0, -1.0]]]), (4, 4), 1.5)),
+        Case("an empty batch: keypoints (0, 4, 2)", (torch.zeros(0, 4, 2), (6, 5), 1.0)),
+        Case("float64 keypoints (keep their dtype)", (torch.rand(2, 2, 2, generator=g).double() * 4, (5, 5), 1.0)),
+    ]
+    rules = [
+        ("x is the COLUMN (the last dimension, W) and y the ROW: compare x with the column indices and y with the "
+         "row indices (torch.meshgrid's default indexing='ij' gives rows first).",
+         like(lambda k, s, sg: _heatmap_variant(k, s, sg, swap=True))),
+        ("Divide the squared distance by 2 sigma², not by sigma²: the Gaussian's standard deviation is sigma.",
+         like(lambda k, s, sg: _heatmap_variant(k, s, sg, denominator="sigma²"))),
+        ("Square sigma: the denominator is 2 sigma², not 2 sigma.",
+         like(lambda k, s, sg: _heatmap_variant(k, s, sg, denominator="2 sigma"))),
+        ("Pixel (row i, column j) is centred on (x, y) = (j, i): use torch.arange(W) as it is, not shifted by half "
+         "a pixel.", lambda got, want, args: any(like(lambda k, s, sg, d=d: _heatmap_variant(k, s, sg, shift=d))(got, want, args)
+                             for d in (0.5, -0.5))),
+        ("The target has peak 1 at the keypoint (a map per joint that the network can match pixel by pixel), "
+         "not a probability distribution that sums to 1: leave out the normalisation.",
+         like(lambda k, s, sg: _heatmap_variant(k, s, sg, sum_one=True))),
+        ("Keep the keypoint's sub-pixel position: do not round it to a whole pixel, the map carries the fraction.",
+         like(lambda k, s, sg: _heatmap_variant(k, s, sg, rounded=True))),
+        ("Use the SQUARED distance (x - j)² + (y - i)² in the exponent, not the distance itself.",
+         like(lambda k, s, sg: _heatmap_variant(k, s, sg, plain_distance=True))),
+    ]
+    return run_checks("Gaussian heatmaps", fn, cases, render_heatmaps, rules,
+                      "broadcast the column indices (1, 1, 1, W) against x (B, K, 1, 1) and the row indices "
+                      "(1, 1, H, 1) against y; exp(-(dx² + dy²) / (2 sigma²)) is then (B, K, H, W).")
 
 
 def _soft_argmax_variant(h: Tensor, flip: bool = False, per_axis: bool = False, plain: bool = False,

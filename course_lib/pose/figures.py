@@ -7,6 +7,7 @@ positions are the ground truth, in pixels (pixel (row i, column j) centred on (x
 
 ``figures(n, g, size, hard=...)``: the clean setting (upright, high contrast, no clutter) or the hard one
 (torso tilted up to ±35°, clutter strokes, low and varying contrast, a background level and noise).
+``two_figures(n, g, size)``: two overlapping clean figures per image, for grouping joints into people.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from torch import Tensor
 
 from ..core.batching import EpochSeeded, to_device
 
-__all__ = ["JOINTS", "SIDES", "BONES", "Figures", "draw_segments", "figures", "FigureBatches"]
+__all__ = ["JOINTS", "SIDES", "BONES", "Figures", "draw_segments", "figures", "FigureBatches", "two_figures",
+           "PairBatches"]
 
 
 JOINTS = ["head", "neck", "pelvis", "left elbow", "left hand", "right elbow", "right hand",
@@ -69,13 +71,14 @@ def _rot(angle: Tensor) -> Tensor:
     return torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1)
 
 
-def figures(n: int, g: torch.Generator, size: int = 64, hard: bool = False, device: torch.device | str = "cpu"
-            ) -> Figures:
+def figures(n: int, g: torch.Generator, size: int = 64, hard: bool = False, device: torch.device | str = "cpu",
+            place: Tensor | None = None) -> Figures:
     """n stick figures on size x size images, random numbers from ``g`` (CPU), drawn on ``device``.
 
     The figure's height is 0.55-0.8 of the image and it stays inside the image. hard=True tilts the torso by
     up to ±35°, adds 2-5 clutter strokes, draws the figure at contrast 0.35-1 over a background level
-    0-0.25, and adds Gaussian noise (sd 0.08).
+    0-0.25, and adds Gaussian noise (sd 0.08). ``place`` (n, 2) in [0, 1]: where each figure sits in the room
+    the image leaves it (0 left / top, 1 right / bottom), instead of at random.
     """
     if n < 1 or size < 16:
         raise ValueError(f"need n >= 1 figures on images of at least 16 px, got n={n}, size={size}")
@@ -109,7 +112,8 @@ def figures(n: int, g: torch.Generator, size: int = 64, hard: bool = False, devi
     extent = hi - lo
     scale = torch.clamp((size - 1) / extent.amax(1), max=1.0)                            # shrink if too big
     joints, head_r, lo, extent = joints * scale[:, None, None], head_r * scale, lo * scale[:, None], extent * scale[:, None]
-    offset = -lo + u(n, 2) * (size - 1 - extent).clamp_min(0)
+    where = u(n, 2) if place is None else place.clamp(0, 1)
+    offset = -lo + where * (size - 1 - extent).clamp_min(0)
     joints = to_device(joints + offset[:, None, :], device)
     head_r = to_device(head_r, device)
 
@@ -169,3 +173,33 @@ class FigureBatches(EpochSeeded):
         for _ in range(self.steps):
             f = figures(self.batch_size, g, self.size, self.hard, self.device)
             yield f.images, f.keypoints
+
+
+# ------------------------------------------------------------------------------------------------ two people
+def two_figures(n: int, g: torch.Generator, size: int = 64, device: torch.device | str = "cpu"
+                ) -> tuple[Tensor, Tensor]:
+    """n images with two clean figures each, side by side and overlapping (the second placed within ±0.35 of the
+    room the image leaves of the first's place), for grouping joints into people: images (n, 1, S, S), the
+    brighter figure at each pixel; people (n, 2, K, 2), person 0 then 1."""
+    first = torch.rand(n, 2, generator=g)
+    second = first + (torch.rand(n, 2, generator=g) * 2 - 1) * 0.35
+    f = figures(2 * n, g, size, hard=False, device=device, place=torch.stack([first, second], 1).reshape(2 * n, 2))
+    return f.images.view(n, 2, size, size).amax(1, keepdim=True), f.keypoints.view(n, 2, len(JOINTS), 2)
+
+
+class PairBatches(EpochSeeded):
+    """Batches ``(images, people)`` of fresh two-figure images (:func:`two_figures`), ``steps`` per epoch, seeded
+    per epoch like :class:`FigureBatches`."""
+
+    SEED_STRIDE = 100_019
+
+    def __init__(self, batch_size: int, steps: int, seed: int = 0, size: int = 64, device: torch.device | str = "cpu"):
+        if batch_size < 1 or steps < 1:
+            raise ValueError(f"batch_size and steps must be positive, got {batch_size} and {steps}")
+        self.batch_size, self.steps, self.seed, self.size, self.device = batch_size, steps, seed, size, device
+        self.epoch = 0
+
+    def __iter__(self):
+        g = self.epoch_generator()
+        for _ in range(self.steps):
+            yield two_figures(self.batch_size, g, self.size, self.device)

@@ -1,4 +1,5 @@
-"""Keypoints for pose regression (lesson 07): Gaussian heatmaps, argmax and soft-argmax decoding, PCK.
+"""Keypoints for pose regression (lesson 07): Gaussian heatmaps, argmax and soft-argmax decoding, PCK, and the
+part affinity fields that group joints into people (OpenPose).
 
 Coordinates are (x, y) in pixels of the map they refer to, x to the right and y down, with pixel
 (row i, column j) centred on the integer point (x, y) = (j, i): a map of width W spans x = 0 ... W - 1 at its
@@ -10,7 +11,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["render_heatmaps", "heatmap_argmax", "soft_argmax2d", "rescale", "mean_error", "pck", "render_paf",
-           "paf_score"]
+           "paf_score", "limb_fields", "limb_scores", "pair_two"]
 
 
 def _check_keypoints(keypoints: Tensor, name: str = "keypoints") -> None:
@@ -152,3 +153,41 @@ def paf_score(paf: Tensor, a: Tensor, b: Tensor, samples: int = 10) -> Tensor:
     row = pts[..., 1].round().long().clamp(0, h - 1)
     field = paf[:, row, col]                                                            # (2, N, M, T)
     return (field.permute(1, 2, 3, 0) * u[:, :, None, :]).sum(-1).mean(-1)
+
+
+# ------------------------------------------------------------------------------------------ grouping people
+def limb_fields(people: Tensor, bones: list[tuple[int, int]], size: tuple[int, int], width: float = 1.5) -> Tensor:
+    """The part affinity fields of every limb type: people (B, P, K, 2), the K joints of P people per image ->
+    (B, 2L, H, W) for L = len(bones): channels 2l and 2l + 1 are the x and y of bone l's field
+    (:func:`render_paf` from joint bones[l][0] to joint bones[l][1])."""
+    if not isinstance(people, Tensor) or people.dim() != 4 or people.shape[-1] != 2:
+        shape = tuple(people.shape) if isinstance(people, Tensor) else type(people).__name__
+        raise ValueError(f"people must be a (B, P, K, 2) tensor: P people of K joints per image, got {shape}")
+    return torch.cat([render_paf(people[:, :, a], people[:, :, b], size, width) for a, b in bones], dim=1)
+
+
+def limb_scores(fields: Tensor, people: Tensor, bones: list[tuple[int, int]], samples: int = 10) -> Tensor:
+    """The line-integral score (:func:`paf_score`) of every candidate limb: fields (B, 2L, H, W) in the layout of
+    :func:`limb_fields`, people (B, P, K, 2) -> (B, L, P, P), entry [b, l, i, j] scoring bone l from person i's
+    start joint to person j's end joint. The candidates are the true joints: this measures the grouping alone."""
+    if fields.dim() != 4 or fields.shape[1] != 2 * len(bones):
+        raise ValueError(f"fields must be (B, 2L, H, W) with 2L = {2 * len(bones)} for {len(bones)} bones, "
+                         f"got {tuple(fields.shape)}")
+    return torch.stack([torch.stack([paf_score(f[2 * l:2 * l + 2], kp[:, a], kp[:, b], samples)
+                                     for l, (a, b) in enumerate(bones)]) for f, kp in zip(fields, people)])
+
+
+def pair_two(scores: Tensor) -> Tensor:
+    """The better one-to-one grouping of two candidates a_0, a_1 with two candidates b_0, b_1:
+    scores (..., 2, 2) [i, j] for a_i with b_j -> (..., 2) the partner of a_0 and of a_1: (0, 1) when the
+    straight grouping scores at least as much as the crossed one, else (1, 0) (OpenPose's bipartite matching,
+    for two people).
+
+    >>> pair_two(torch.tensor([[0.9, 0.2], [0.1, 0.8]]))
+    tensor([0, 1])"""
+    if scores.dim() < 2 or scores.shape[-2:] != (2, 2):
+        raise ValueError(f"scores must be (..., 2, 2): two candidates of each joint, got {tuple(scores.shape)}")
+    straight = scores[..., 0, 0] + scores[..., 1, 1]
+    crossed = scores[..., 0, 1] + scores[..., 1, 0]
+    first = (crossed > straight).long()                                                 # a_0's partner
+    return torch.stack([first, 1 - first], dim=-1)

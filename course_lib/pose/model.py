@@ -9,6 +9,9 @@ The backbone has stride 4: a 64 x 64 image gives a 16 x 16 x 64 feature map. The
   decoded with argmax: whole map pixels, so 4-pixel steps in the image.
 * ``"integral"``: the same K maps, decoded with :func:`course_lib.pose.keypoints.soft_argmax2d` and trained
   with an L1 loss on the coordinates themselves.
+
+``pose_step(coord_loss="l1" or "l2")`` trains the direct and integral heads with either loss. ``PafNet``: the
+same backbone predicting OpenPose's part affinity fields, trained by ``paf_step``.
 """
 from __future__ import annotations
 
@@ -20,12 +23,22 @@ from torch import Tensor, nn
 
 from ..core.models import fast_layout
 from ..core.training import eval_mode
-from .keypoints import heatmap_argmax, render_heatmaps, rescale, soft_argmax2d
+from .figures import BONES
+from .keypoints import heatmap_argmax, limb_fields, render_heatmaps, rescale, soft_argmax2d
 
-__all__ = ["HEADS", "PoseNet", "predict_keypoints", "pose_loss", "pose_step"]
+__all__ = ["HEADS", "backbone", "PoseNet", "predict_keypoints", "pose_loss", "pose_step", "PafNet", "paf_step"]
 
 
 HEADS = ("pool", "flat", "heatmap", "integral")
+
+
+def backbone(width: int = 32) -> nn.Sequential:
+    """The pose networks' CNN: images (B, 1, S, S) -> features (B, 2 width, S / 4, S / 4), stride 4 (two 2 x 2
+    max-pools), four 3 x 3 conv layers with batch norm and ReLU."""
+    block = lambda i, o, pool=False: [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o),    # pool before ReLU:
+                                      *([nn.MaxPool2d(2)] if pool else []), nn.ReLU()]   # the same, ReLU on 1/4
+    return nn.Sequential(*block(1, width // 2, pool=True), *block(width // 2, width, pool=True),
+                         *block(width, 2 * width), *block(2 * width, 2 * width))
 
 
 class PoseNet(nn.Module):
@@ -42,10 +55,7 @@ class PoseNet(nn.Module):
         if image_size % self.stride:
             raise ValueError(f"image_size must be a multiple of {self.stride}, got {image_size}")
         self.head_name, self.joints, self.image_size = head, joints, image_size
-        block = lambda i, o, pool=False: [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o),    # pool before ReLU:
-                                          *([nn.MaxPool2d(2)] if pool else []), nn.ReLU()]   # the same, ReLU on 1/4
-        self.backbone = nn.Sequential(*block(1, width // 2, pool=True), *block(width // 2, width, pool=True),
-                                      *block(width, 2 * width), *block(2 * width, 2 * width))
+        self.backbone = backbone(width)
         c, side = 2 * width, image_size // self.stride
         if head == "pool":
             self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 2 * joints))
@@ -110,4 +120,38 @@ def pose_step(sigma: float = 1.0, coord_loss: str | None = None
                     "integral": lambda: rescale(soft_argmax2d(out), model.stride)}.get(model.head_name, lambda: out)()
             error = (pred - keypoints).norm(dim=-1).mean()
         return loss, {"pixel error": error}
+    return step
+
+
+# ------------------------------------------------------------------------------------- part affinity fields
+class PafNet(nn.Module):
+    """images (B, 1, S, S) -> part affinity fields (B, 2L, S, S) of L limb types (the layout of
+    :func:`course_lib.pose.limb_fields`): the backbone, a 1 x 1 conv to 2L maps at stride 4, and a bilinear
+    upsampling to the image grid (map pixel j is centred on image pixel 4j + 1.5, as in :func:`rescale`)."""
+
+    stride = 4
+
+    def __init__(self, limbs: int = len(BONES), width: int = 32):
+        super().__init__()
+        self.limbs = limbs
+        self.backbone = backbone(width)
+        self.head = nn.Conv2d(2 * width, 2 * limbs, 1)
+        fast_layout(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.head(self.backbone(x - 0.2))
+        return F.interpolate(out, scale_factor=self.stride, mode="bilinear", align_corners=False)
+
+
+def paf_step(bones: list[tuple[int, int]] = BONES, width: float = 1.5
+             ) -> Callable[[PafNet, tuple[Tensor, Tensor]], tuple[Tensor, dict]]:
+    """A step for ``fit`` on (images, people) batches (:class:`course_lib.pose.PairBatches`): the squared error
+    between the predicted fields and those drawn from the true joints (:func:`limb_fields`), summed over each
+    field's pixels and averaged over fields (OpenPose's L2 loss on the fields)."""
+    def step(model: PafNet, batch: tuple[Tensor, Tensor]):
+        images, people = batch
+        out = model(images)
+        target = limb_fields(people, bones, tuple(out.shape[-2:]), width)
+        loss = F.mse_loss(out, target) * out.shape[-2] * out.shape[-1]
+        return loss, {}
     return step
