@@ -112,17 +112,27 @@ class Recipe:
             raise ValueError(f'margin must be a number or "dynamic", got {self.margin!r}')
 
 
-def recipe_loss(recipe: Recipe, live: LiveTree | None, beta: float = 0.1) -> Callable[[Tensor, Tensor], Tensor]:
+def recipe_loss(recipe: Recipe, live: LiveTree | None, beta: float = 0.1,
+                htl: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None) -> Callable[[Tensor, Tensor], Tensor]:
     """The recipe's batch loss ``loss(embeddings, labels)``: HTL on the live tree for a dynamic margin, else
-    batch-all with the fixed margin (``live`` may then be None)."""
-    if recipe.margin == "dynamic":
+    batch-all with the fixed margin (``live`` may then be None).
+
+    ``htl(embeddings, rows, class_margins)``: the HTL loss to train with (notebook 04's exercise, squared
+    distances), given each label's row in the tree and the tree's (C, C) margins; None: course_lib's.
+    """
+    if recipe.margin != "dynamic":
+        return lambda e, y: batch_all_triplet_loss(e, y, float(recipe.margin), squared=recipe.squared)
+    if htl is None:
         return lambda e, y: hierarchical_triplet_loss(e, y, live.tree, beta, squared=recipe.squared, scale=recipe.gamma)
-    return lambda e, y: batch_all_triplet_loss(e, y, float(recipe.margin), squared=recipe.squared)
+    if not recipe.squared:
+        raise ValueError("an htl loss of your own uses squared distances: give the recipe squared=True")
+    return lambda e, y: htl(e, live.tree.rows(y), live.tree.class_margins(beta, recipe.gamma).to(e.device))
 
 
 def recipe_setup(recipe: Recipe, make_net: Callable[[], nn.Module], images: Tensor, labels: Tensor, tree: ClassTree,
                  *, classes_per_batch: int, per_class: int, steps: int, anchors: int, m: int, every: int = 2,
-                 beta: float = 0.1, nearest: Callable[[Tensor, Tensor, int], Tensor] = nearest_classes) -> Build:
+                 beta: float = 0.1, nearest: Callable[[Tensor, Tensor, int], Tensor] = nearest_classes,
+                 htl: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None) -> Build:
     """``build(seed) -> (model, batches, step)`` for :func:`train_over_seeds`: ``make_net()``, then the recipe's
     sampler and loss.
 
@@ -131,6 +141,7 @@ def recipe_setup(recipe: Recipe, make_net: Callable[[], nn.Module], images: Tens
     a dynamic margin) starts from it and rebuilds it from its own network every ``every`` epochs.
     Batches hold ``classes_per_batch`` x ``per_class`` images either way: P×K draws the classes at random,
     neighbour batches take ``anchors`` groups of ``m`` classes (anchors * m = classes_per_batch).
+    ``nearest`` picks the neighbour classes and ``htl`` is the HTL loss (see :func:`recipe_loss`).
     """
     if recipe.sampling == "neighbours" and anchors * m != classes_per_batch:
         raise ValueError(f"neighbour batches of {anchors} anchors x m = {m} classes hold {anchors * m} classes, "
@@ -147,5 +158,5 @@ def recipe_setup(recipe: Recipe, make_net: Callable[[], nn.Module], images: Tens
         else:
             batches = AnchorNeighbourSampler(labels, live, anchors, m, per_class, steps=steps, seed=seed,
                                              nearest=nearest)
-        return model, batches, pk_step(images, labels, recipe_loss(recipe, live, beta))
+        return model, batches, pk_step(images, labels, recipe_loss(recipe, live, beta, htl))
     return build

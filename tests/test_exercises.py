@@ -17,8 +17,8 @@ from course_lib.similarity import (
     average_precision_at_r,
     batch_all_triplet_loss,
     batch_hard_triplet_loss,
+    class_margin_triplet_loss,
     contrastive_loss,
-    dynamic_margin,
     map_at_r,
     nearest_classes,
     paired_distances,
@@ -375,30 +375,6 @@ def ba_detached_zero(e, y, m):
     return loss if loss.item() > 0 else torch.tensor(0.0)
 
 
-def margin_ok(d_h, s, beta):
-    return beta + d_h - s[:, None]
-
-
-def margin_loop(d_h, s, beta):
-    out = torch.empty_like(d_h)
-    for a in range(len(s)):
-        for n in range(len(s)):
-            out[a, n] = beta + d_h[a, n] - s[a]
-    return out
-
-
-def margin_negative_s(d_h, s, beta):
-    return beta + d_h - s[None, :]
-
-
-def margin_no_beta(d_h, s, beta):
-    return d_h - s[:, None]
-
-
-def margin_plus_s(d_h, s, beta):
-    return beta + d_h + s[:, None]
-
-
 def nearest_ok(d, anchors, m):
     rows = d[anchors].clone()
     rows[torch.arange(len(anchors)), anchors] = float("inf")
@@ -718,9 +694,6 @@ CHECKERS = {
     "batch all": (ex.check_batch_all_loss, [batch_all_ok],
                   [(ba_diluted, "ACTIVE"), (ba_self, "not its own positive"), (ba_squared, "not squared"),
                    (ba_nan, "0 / 0"), (ba_detached_zero, "embeddings.sum() * 0")]),
-    "dynamic margin": (ex.check_dynamic_margin, [margin_ok, margin_loop],
-                       [(margin_negative_s, "ANCHOR's spread"), (margin_no_beta, "Add beta"),
-                        (margin_plus_s, "do not add it")]),
     "nearest classes": (ex.check_nearest_classes, [nearest_ok],
                         [(nearest_with_self, "not its own neighbour"), (nearest_farthest, "SMALLEST"),
                          (nearest_no_anchor, "first column"), (nearest_float, "long")]),
@@ -852,14 +825,18 @@ LIBRARY_WRAPPERS = {     # a "solution" that hands each checker's inputs to cour
     "check_batch_hard_loss": lambda e, y, m: batch_hard_triplet_loss(e, y, m),
     "check_semi_hard_mask": lambda d, y, m: semi_hard_triplets(d, y, m),
     "check_batch_all_loss": lambda e, y, m: batch_all_triplet_loss(e, y, m),
-    "check_dynamic_margin": lambda d_h, s, beta: dynamic_margin(d_h, s, beta),
+    "check_htl_loss": lambda e, y, class_margins: class_margin_triplet_loss(e, y, class_margins),
     "check_nearest_classes": lambda d, anchors, m: nearest_classes(d, anchors, m),
     "check_affine_theta": lambda *args: affine_theta(*args),
     "check_bilinear_weights": lambda x, y: torch.stack(bilinear_weights(x, y)[2].unbind(-1), -1),
+    "check_spatial_transformer": lambda loc, features, size: ex.check_spatial_transformer.fallback(loc, features, size),
     "check_box_iou": lambda a, b: box_iou(a, b),
     "check_encode_boxes": lambda gt, anchors: encode_boxes(gt, anchors),
     "check_anchor_labels": lambda iou, high, low: anchor_labels(iou, high, low),
+    "check_decode_boxes": lambda deltas, anchors: ex_detection.decode_boxes(deltas, anchors),
+    "check_nms": lambda boxes, scores, threshold: ex_detection.nms(boxes, scores, threshold),
     "check_soft_argmax": lambda h: soft_argmax2d(h),
+    "check_render_heatmaps": lambda k, size, sigma: ex.check_render_heatmaps.fallback(k, size, sigma),
     "check_pck": lambda pred, gt, t: float(pck(pred, gt, t)),
 }
 

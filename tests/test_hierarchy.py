@@ -16,6 +16,7 @@ from course_lib.similarity import (
     batch_all_triplet_loss,
     build_tree,
     class_distances,
+    class_margin_triplet_loss,
     dynamic_margin,
     hierarchical_triplet_loss,
     nearest_classes,
@@ -181,6 +182,60 @@ def test_hierarchical_loss_is_batch_all_with_the_dynamic_margin():
         batch_all_triplet_loss(emb, y[batch], torch.zeros(3, 3))
     with pytest.raises(ValueError, match="not in the tree"):
         hierarchical_triplet_loss(emb, torch.full((len(batch),), 2), tree)
+
+
+def test_class_margin_loss_matches_a_loop_and_refuses_bad_tables():
+    e, y, tree = small_problem()
+    batch = torch.arange(0, 80, 3)
+    rows = tree.rows(y[batch])
+    alpha = tree.class_margins(0.1, 0.5)                              # (C, C), not symmetric
+    assert torch.allclose(alpha, 0.1 + 0.5 * (tree.d_h - tree.s[:, None]))
+    emb = e[batch].clone().requires_grad_(True)
+    loss, stats = class_margin_triplet_loss(emb, rows, alpha)
+    total, active, valid = 0.0, 0, 0
+    x = emb.detach()
+    for a, p, n in itertools.product(range(len(batch)), repeat=3):
+        if a == p or rows[a] != rows[p] or rows[a] == rows[n]:
+            continue
+        valid += 1
+        v = float((x[a] - x[p]).pow(2).sum() - (x[a] - x[n]).pow(2).sum() + alpha[rows[a], rows[n]])
+        total, active = (total + v, active + 1) if v > 0 else (total, active)
+    assert loss.item() == pytest.approx(total / active, rel=1e-4) and stats["active"].item() == pytest.approx(active / valid)
+    loss.backward()
+    assert torch.isfinite(emb.grad).all()
+    same, _ = hierarchical_triplet_loss(e[batch], y[batch], tree, 0.1, squared=True, scale=0.5)
+    assert torch.allclose(same, class_margin_triplet_loss(e[batch], rows, alpha)[0])
+    with pytest.raises(ValueError, match="square"):
+        class_margin_triplet_loss(e[batch], rows, alpha[:, :3])
+    with pytest.raises(ValueError, match="class rows"):
+        class_margin_triplet_loss(e[batch], y[batch], alpha)          # labels, not rows
+    with pytest.raises(ValueError, match="integer"):
+        class_margin_triplet_loss(e[batch], rows.float(), alpha)
+
+
+def test_recipes_train_with_the_htl_loss_they_are_given():
+    x, y, _ = small_problem()
+    torch.manual_seed(0)
+    model = UnitLinear()
+    tree = ClassTree.from_embeddings(embed(model, x), y, levels=4)
+    sizes = dict(classes_per_batch=4, per_class=2, steps=3, anchors=2, m=2)
+    seen = []
+
+    def mine(e, rows, margins):
+        seen.append((rows.clone(), margins.clone()))
+        return class_margin_triplet_loss(e, rows, margins)[0]
+
+    _, batches, step = recipe_setup(Recipe("neighbours", "dynamic", gamma=0.5, squared=True), lambda: model, x, y,
+                                    tree, **sizes, htl=mine)(0)
+    idx = next(iter(batches))
+    loss, _ = step(model, idx)
+    rows, margins = seen[0]
+    assert torch.equal(rows, tree.rows(y[idx])) and torch.allclose(margins, tree.class_margins(0.1, 0.5))
+    with torch.no_grad():
+        expected = hierarchical_triplet_loss(model(x[idx]), y[idx], tree, 0.1, squared=True, scale=0.5)[0]
+    assert torch.allclose(loss, expected)
+    with pytest.raises(ValueError, match="squared=True"):
+        recipe_setup(Recipe("P×K", "dynamic"), lambda: model, x, y, tree, **sizes, htl=mine)(0)
 
 
 class UnitLinear(torch.nn.Module):

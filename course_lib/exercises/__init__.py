@@ -7,17 +7,17 @@ from .harness import expect_at_least, use_if_correct
 from .similarity import (check_average_precision_at_r, check_batch_all_loss, check_batch_hard_loss,
                          check_contrastive_loss, check_pairwise_distances, check_precision_at_1, check_semi_hard_mask,
                          check_triplet_loss)
-from .hierarchy import check_dynamic_margin, check_nearest_classes
-from .stn import check_affine_theta, check_bilinear_weights
-from .detection import check_anchor_labels, check_box_iou, check_encode_boxes
-from .pose import check_pck, check_soft_argmax
+from .hierarchy import check_htl_loss, check_nearest_classes
+from .stn import check_affine_theta, check_bilinear_weights, check_spatial_transformer
+from .detection import check_anchor_labels, check_box_iou, check_decode_boxes, check_encode_boxes, check_nms
+from .pose import check_pck, check_render_heatmaps, check_soft_argmax
 
 __all__ = [
     "use_if_correct", "expect_at_least",
     "check_pairwise_distances", "check_contrastive_loss", "check_precision_at_1", "check_triplet_loss",
     "check_average_precision_at_r", "check_batch_hard_loss", "check_semi_hard_mask", "check_batch_all_loss",
-    "check_dynamic_margin", "check_nearest_classes",
-    "check_affine_theta", "check_bilinear_weights",
-    "check_box_iou", "check_encode_boxes", "check_anchor_labels",
-    "check_soft_argmax", "check_pck",
+    "check_htl_loss", "check_nearest_classes",
+    "check_affine_theta", "check_bilinear_weights", "check_spatial_transformer",
+    "check_box_iou", "check_encode_boxes", "check_anchor_labels", "check_decode_boxes", "check_nms",
+    "check_render_heatmaps", "check_soft_argmax", "check_pck",
 ]

@@ -10,7 +10,7 @@ from .hierarchy import (within_class_distance, class_distances, tree_thresholds,
                        dynamic_margin, nearest_classes, ClassTree, LiveTree, RebuildEachEpoch, AnchorNeighbourSampler)
 from .labels import label_masks, positive_pairs
 from .losses import (contrastive_loss, triplet_loss, batch_all_triplet_loss, batch_hard_triplet_loss,
-                    hierarchical_triplet_loss)
+                    class_margin_triplet_loss, hierarchical_triplet_loss)
 from .metrics import (nearest_neighbours, precision_at_1, recall_at_k, map_at_r, verification_roc, roc_auc,
                      best_threshold, average_precision_at_r)
 from .mining import (count_triplets, DIFFICULTY, triplet_difficulty, all_triplets, batch_hard_triplets,
@@ -25,7 +25,7 @@ __all__ = [
     "class_distances", "tree_thresholds", "tree_merges", "build_tree", "dynamic_margin", "nearest_classes",
     "ClassTree", "LiveTree", "RebuildEachEpoch", "AnchorNeighbourSampler", "label_masks", "positive_pairs",
     "contrastive_loss", "triplet_loss", "batch_all_triplet_loss", "batch_hard_triplet_loss",
-    "hierarchical_triplet_loss", "nearest_neighbours", "precision_at_1", "recall_at_k", "map_at_r",
+    "class_margin_triplet_loss", "hierarchical_triplet_loss", "nearest_neighbours", "precision_at_1", "recall_at_k", "map_at_r",
     "verification_roc", "roc_auc", "best_threshold", "average_precision_at_r", "count_triplets", "DIFFICULTY",
     "triplet_difficulty", "all_triplets", "batch_hard_triplets", "semi_hard_triplets",
     "distance_weighted_triplets", "EmbeddingNet", "ClassIndex", "PKSampler", "PairSampler", "TripletSampler",

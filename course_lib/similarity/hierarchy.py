@@ -195,10 +195,15 @@ class ClassTree:
             raise ValueError(f"labels {missing[:5]} are not in the tree: build it from the training labels")
         return rows
 
+    def class_margins(self, beta: float = 0.1, scale: float = 1.0) -> Tensor:
+        """(C, C) margin of an anchor of class row a against a negative of class row n:
+        beta + scale * (d_H[a, n] - s[a]); scale = 1 is Ge et al.'s dynamic margin."""
+        return beta + scale * dynamic_margin(self.d_h, self.s.to(self.d_h.device), 0.0)
+
     def margins(self, labels: Tensor, beta: float = 0.1, scale: float = 1.0) -> Tensor:
-        """(B, B) margin for anchor i and negative j of a batch with these labels (B,):
-        beta + scale * (d_H - s_anchor); scale = 1 is Ge et al.'s dynamic margin."""
-        alpha = beta + scale * (dynamic_margin(self.d_h, self.s.to(self.d_h.device), 0.0))
+        """(B, B) margin for anchor i and negative j of a batch with these labels (B,): the entries
+        [row of y_i, row of y_j] of :meth:`class_margins`."""
+        alpha = self.class_margins(beta, scale)
         r = self.rows(labels).to(alpha.device)
         return alpha[r[:, None], r[None, :]].to(labels.device)
 

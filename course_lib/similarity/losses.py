@@ -12,7 +12,7 @@ from .hierarchy import ClassTree
 from .labels import label_masks, positive_pairs
 
 __all__ = ["contrastive_loss", "triplet_loss", "batch_all_triplet_loss", "batch_hard_triplet_loss",
-           "hierarchical_triplet_loss"]
+           "class_margin_triplet_loss", "hierarchical_triplet_loss"]
 
 
 def contrastive_loss(x1: Tensor, x2: Tensor, same: Tensor, margin: float = 1.0, reduction: str = "mean") -> Tensor:
@@ -144,6 +144,43 @@ def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 
     return loss, {"active": ((per_anchor > 0) & keep).sum() / n_keep}
 
 
+def class_margin_triplet_loss(embeddings: Tensor, labels: Tensor, class_margins: Tensor,
+                              squared: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+    """Batch-all triplet loss with one margin per (anchor class, negative class): the loss of the
+    Hierarchical Triplet Loss once its margins are known. embeddings (B, D); labels (B,) long, each
+    image's class as a row of ``class_margins`` (C, C), whose [a, n] entry is the margin of an anchor of
+    class a against a negative of class n (not symmetric: HTL's depends on the anchor's spread).
+
+    Every valid triplet (a ≠ p of one class, n of another) costs
+    max(0, d(a, p) - d(a, n) + class_margins[y_a, y_n]), with squared distances by default (the units of
+    HTL's d_H and s); the mean is over the active triplets, as ``batch_all_triplet_loss``.
+    Returns ``(loss, {"active": ..., "mean margin": mean margin over the batch's anchor-negative pairs})``.
+
+    Points 0, 1 (class 0) and 1.5, 3 (class 1); class-0 anchors get margin 1.5, class-1 anchors 0.5:
+    4 of the 8 triplets are active, with 1 - 2.25 + 1.5, 1 - 0.25 + 1.5, 2.25 - 2.25 + 0.5, 2.25 - 0.25 + 0.5.
+
+    >>> e, y = torch.tensor([[0.0], [1.0], [1.5], [3.0]]), torch.tensor([0, 0, 1, 1])
+    >>> loss, stats = class_margin_triplet_loss(e, y, torch.tensor([[-0.1, 1.5], [0.5, 0.2]]))
+    >>> round(loss.item(), 4), stats["active"].item()
+    (1.375, 0.5)
+    """
+    check_labels(labels, len(embeddings) if isinstance(embeddings, Tensor) else None)
+    if not isinstance(class_margins, Tensor) or class_margins.ndim != 2 \
+            or class_margins.shape[0] != class_margins.shape[1]:
+        shape = tuple(class_margins.shape) if isinstance(class_margins, Tensor) else type(class_margins).__name__
+        raise ValueError(f"class_margins must be a square (C, C) tensor, one margin per (anchor class, negative "
+                         f"class), got {shape}")
+    if labels.is_floating_point() or (len(labels) and not 0 <= int(labels.min()) <= int(labels.max())
+                                      < len(class_margins)):
+        raise ValueError(f"labels must be class rows 0 .. {len(class_margins) - 1} of class_margins (long); "
+                         "map the dataset's labels to rows first, e.g. with ClassTree.rows(labels)")
+    margins = class_margins[labels[:, None], labels[None, :]]        # (B, B) alpha[y_anchor, y_negative]
+    loss, stats = batch_all_triplet_loss(embeddings, labels, margins, squared=squared)
+    _, neg = label_masks(labels)
+    stats["mean margin"] = (margins.detach() * neg).sum() / neg.sum().clamp_min(1)
+    return loss, stats
+
+
 def hierarchical_triplet_loss(embeddings: Tensor, labels: Tensor, tree: ClassTree, beta: float = 0.1,
                               squared: bool = False, scale: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
     """Hierarchical Triplet Loss (Ge, Huang, Dong & Scott, ECCV 2018). embeddings (B, D) unit length,
@@ -157,10 +194,8 @@ def hierarchical_triplet_loss(embeddings: Tensor, labels: Tensor, tree: ClassTre
     different average, which we keep the same as the batch-all baseline so that only the margin differs).
     ``squared=True`` writes the hinge with squared distances, the units of d_H and s. ``scale`` multiplies
     the tree's part: alpha = beta + scale * (d_H - s_{y_a}); scale = 1 is the paper's margin.
-    Returns ``(loss, {"active": ..., "mean margin": mean alpha over the batch's anchor-negative pairs})``.
+    Returns ``(loss, {"active": ..., "mean margin": mean alpha over the batch's anchor-negative pairs})``;
+    the loss itself is :func:`class_margin_triplet_loss` on the tree's class margins.
     """
-    margins = tree.margins(labels, beta, scale)                      # (B, B) alpha[anchor, negative]
-    loss, stats = batch_all_triplet_loss(embeddings, labels, margins, squared=squared)
-    _, neg = label_masks(labels)
-    stats["mean margin"] = (margins * neg).sum() / neg.sum().clamp_min(1)
-    return loss, stats
+    rows = tree.rows(labels)                                         # (B,) each label's row in the tree
+    return class_margin_triplet_loss(embeddings, rows, tree.class_margins(beta, scale).to(rows.device), squared)
