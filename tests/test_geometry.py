@@ -11,14 +11,19 @@ from course_lib.stn import (
     CANVAS,
     STN,
     DistortedBatches,
+    ProjectiveTransformer,
+    SpatialTransformer,
     affine_theta,
     bilinear_weights,
     compose,
     distort,
     distorted_test_set,
     homography_grid,
+    localization_net,
+    moved,
     normalized_to_pixels,
     pixels_to_normalized,
+    predicted_theta,
     sampling_points,
     theta_parts,
     warp,
@@ -190,10 +195,51 @@ def test_stn_starts_as_the_identity_and_learns():
     assert torch.allclose(theta, affine_theta().expand(3, 2, 3))
     model = torch.nn.Sequential(stn, DigitClassifier((42, 42)))
     F.cross_entropy(model(x), torch.tensor([1, 2, 3])).backward()
-    assert stn.regressor[-1].weight.grad.abs().sum() > 0               # the loss reaches the localization net
+    assert stn.regressor.weight.grad.abs().sum() > 0                   # the loss reaches the localization net
     assert STN(size=(28, 28), out_size=(20, 20))(rand_images(2, 28, 28)).shape == (2, 1, 20, 20)
     with pytest.raises(ValueError, match=r"\(B, 1, 42, 42\)"):
         stn(rand_images(1, 28, 28))
+
+
+def test_transformers_start_as_the_identity_and_read_their_grid():
+    torch.manual_seed(0)
+    x = rand_images(3, 28, 28)
+    for cls in (SpatialTransformer, ProjectiveTransformer):
+        t = cls(localization_net((28, 28)), 32, (28, 28))
+        torch.testing.assert_close(t(x), x, atol=1e-5, rtol=0)
+        assert cls(localization_net((28, 28)), 32, (20, 24))(x).shape == (3, 1, 20, 24)
+    affine = SpatialTransformer(localization_net((28, 28)), 32, (28, 28))
+    with torch.no_grad():
+        affine.regressor.weight.normal_(0, 0.05)
+    theta = predicted_theta(affine, x)                                  # (3, 2, 3)
+    torch.testing.assert_close(affine(x), F.grid_sample(x, F.affine_grid(theta, x.shape, align_corners=False),
+                                                        align_corners=False))
+    proj = ProjectiveTransformer(localization_net((28, 28)), 32, (28, 28))
+    with torch.no_grad():                                                # an affine homography: the affine grid
+        proj.regressor.bias.copy_(torch.tensor([0.9, 0.1, 0.05, -0.1, 1.1, 0.0, 0.0, 0.0]))
+    theta = torch.tensor([[0.9, 0.1, 0.05], [-0.1, 1.1, 0.0]]).expand(3, 2, 3)
+    torch.testing.assert_close(proj(x), warp(x, theta), atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match=r"at least \(28, 28\)"):
+        localization_net((20, 20))
+
+
+def test_moved_shifts_by_the_pixels_asked_and_turns_about_the_centre():
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    blob = torch.exp(-((xx - 13.5) ** 2 + (yy - 13.5) ** 2) / 8)[None, None].repeat(5, 1, 1, 1)
+
+    def centre(images):                                                  # (B, 2): centre of mass, pixels
+        m = images[:, 0]
+        return torch.stack([(m * xx).sum((1, 2)), (m * yy).sum((1, 2))], 1) / m.sum((1, 2))[:, None]
+
+    torch.testing.assert_close(moved(blob), blob, atol=1e-5, rtol=0)
+    for shift in (1.0, 3.0):
+        distance = (centre(moved(blob, shift=shift, seed=3)) - 13.5).norm(dim=1)
+        torch.testing.assert_close(distance, torch.full((5,), shift), atol=1e-3, rtol=0)
+    turned = moved(blob, angle=40.0)                                     # a round blob: the same after a turn
+    torch.testing.assert_close(centre(turned), centre(blob), atol=1e-3, rtol=0)
+    assert torch.equal(moved(blob, shift=2.0, seed=1), moved(blob, shift=2.0, seed=1))
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        moved(blob[0])
 
 
 def test_error_rate_against_a_loop():

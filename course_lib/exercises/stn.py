@@ -2,15 +2,18 @@
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
-from ..stn.geometry import affine_theta, bilinear_weights
+from ..stn.geometry import affine_theta, bilinear_weights, warp
+from ..stn.models import SpatialTransformer, predicted_theta
 from .harness import Case, fallback, like, run_checks
 
-__all__ = ["check_affine_theta", "check_bilinear_weights"]
+__all__ = ["check_affine_theta", "check_bilinear_weights", "check_spatial_transformer"]
 
 
 @fallback(affine_theta)
@@ -78,3 +81,103 @@ def check_bilinear_weights(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
     return run_checks("bilinear weights", fn, cases, reference, rules,
                       "with dx = x − floor(x), dy = y − floor(y): weights [(1−dx)(1−dy), dx(1−dy), (1−dx)dy, dx·dy].",
                       library=bilinear_weights)
+
+
+# ---------------------------------------------------------------------------------------------- the transformer
+_FEATURES = 4                                               # what the checker's localization network returns
+
+
+def _run(transformer: Callable, images: Tensor, out_size: tuple[int, int], loc_weight: Tensor,
+         weight: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
+    """images (B, C, H, W) through ``transformer(localization, 4, out_size)`` -> (B, C, H', W').
+
+    The localization network is flatten -> linear (weight ``loc_weight``, (4, C*H*W)) -> tanh. ``weight`` (6, 4)
+    and ``bias`` (6,), when given, replace the regressor's: a transformer after some training. They enter as
+    inputs, so the gradient check sees whether the loss reaches the localization network's parameters.
+    """
+    with torch.random.fork_rng(devices=[]):                 # nn.Linear's default init draws from the global RNG
+        torch.manual_seed(0)
+        localization = nn.Sequential(nn.Flatten(), nn.Linear(loc_weight.shape[1], _FEATURES, bias=False), nn.Tanh())
+        module = transformer(localization, _FEATURES, out_size)
+    params = {"localization.1.weight": loc_weight}
+    params.update({k: v for k, v in (("regressor.weight", weight), ("regressor.bias", bias)) if v is not None})
+    return torch.func.functional_call(module, params, (images,))
+
+
+class _Variant(nn.Module):
+    """The transformer of the exercise with one thing changed: the usual mistakes, for the checker's hints."""
+
+    def __init__(self, localization, features, out_size, bias=(1.0, 0, 0, 0, 1, 0), zero=True, columns=False,
+                 corners=False, input_size=False, inverse=False, padding="zeros"):
+        super().__init__()
+        self.localization, self.out_size = localization, tuple(out_size)
+        self.regressor = nn.Linear(features, 6)
+        self.columns, self.corners, self.input_size, self.inverse, self.padding = (
+            columns, corners, input_size, inverse, padding)
+        with torch.no_grad():
+            if zero:
+                self.regressor.weight.zero_()
+            self.regressor.bias.copy_(torch.tensor(bias))
+
+    def forward(self, images):
+        p = self.regressor(self.localization(images))                                      # (B, 6)
+        theta = p.view(-1, 3, 2).transpose(1, 2) if self.columns else p.view(-1, 2, 3)
+        if self.inverse:
+            a_inv = torch.linalg.inv(theta[:, :, :2])
+            theta = torch.cat([a_inv, -a_inv @ theta[:, :, 2:]], dim=2)
+        size = images.shape[-2:] if self.input_size else self.out_size
+        grid = F.affine_grid(theta, (len(images), images.shape[1], *size), align_corners=self.corners)
+        return F.grid_sample(images, grid, padding_mode=self.padding, align_corners=self.corners)
+
+
+def _transformer_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(12)
+    r = lambda *shape: torch.rand(*shape, generator=g)
+    n = lambda *shape: torch.randn(*shape, generator=g)
+    image = torch.arange(32.0).view(2, 1, 4, 4) / 32                                      # 2 images of 4 x 4
+    shifted = torch.cat([image[..., 1:], torch.zeros(2, 1, 4, 1)], dim=-1)               # one pixel left, 0 enters
+    return [
+        Case("untrained, 2 images of 4 x 4: every pixel reads itself", (image, (4, 4), n(4, 16)), image),
+        Case("untrained, 3 channels, a 6 x 6 input read onto a 5 x 7 output", (r(2, 3, 6, 6), (5, 7), n(4, 108))),
+        Case("regressor giving a grid shifted right by one pixel (tx = 2/4): the output moves one pixel left",
+             (image, (4, 4), n(4, 16), torch.zeros(6, 4), torch.tensor([1.0, 0, 0.5, 0, 1, 0])), shifted),
+        Case("trained regressor (random weights and bias), 3 channels, 8 x 8 -> 6 x 6",
+             (r(3, 3, 8, 8), (6, 6), 0.1 * n(4, 192), 0.3 * n(6, 4), torch.tensor([0.9, 0.2, 0.1, -0.1, 1.1, 0])),
+             grad="match"),
+        Case("a grid larger than the image (it reads outside), 8 x 8 -> 10 x 12",
+             (r(2, 1, 8, 8), (10, 12), 0.1 * n(4, 64), 0.3 * n(6, 4), torch.tensor([1.4, -0.3, 0.2, 0.4, 1.3, -0.1])),
+             grad="match"),
+    ]
+
+
+@fallback(SpatialTransformer)
+def check_spatial_transformer(transformer: Callable[[nn.Module, int, tuple[int, int]], nn.Module]) -> bool:
+    """Check a transformer class ``transformer(localization, features, out_size)``: an nn.Module whose
+    ``regressor = nn.Linear(features, 6)`` starts as the identity grid (zero weights, bias [1, 0, 0, 0, 1, 0]),
+    and whose forward maps images (B, C, H, W) -> regressor(localization(images)) as theta (B, 2, 3) ->
+    affine_grid for (B, C, *out_size) -> grid_sample, align_corners=False, zeros outside -> (B, C, H', W').
+    """
+    variant = lambda **changed: like(lambda *args: _run(partial(_Variant, **changed), *args))
+    rules = [
+        ("θ's 6 numbers are its two ROWS one after the other: .view(-1, 2, 3), not a (3, 2) view transposed.",
+         variant(columns=True)),
+        ("The identity bias is θ = [[1, 0, 0], [0, 1, 0]] read row by row: [1, 0, 0, 0, 1, 0].",
+         variant(bias=(1.0, 0, 0, 1, 0, 0))),
+        ("Zero the regressor's weights too (nn.init.zeros_): with random weights the untrained grid depends on "
+         "the image and is not the identity.", variant(zero=False)),
+        ("Make the grid for out_size: affine_grid's size is (B, C, *out_size), not the input's (B, C, H, W).",
+         variant(input_size=True)),
+        ("Use align_corners=False in affine_grid and in grid_sample (the course's convention, PyTorch's default): "
+         "±1 are the outer edges of the border pixels.", variant(corners=True)),
+        ("θ maps each OUTPUT pixel to the input point it reads: use it as it is, not its inverse (a grid shifted "
+         "right makes the output move left).", variant(inverse=True)),
+        ("Points outside the input read 0, the background: padding_mode='zeros' (grid_sample's default), not "
+         "'border'.", variant(padding="border")),
+    ]
+    return run_checks("spatial transformer", lambda *args: _run(transformer, *args), _transformer_cases(),
+                      lambda *args: _run(SpatialTransformer, *args), rules,
+                      "theta = regressor(localization(images)).view(-1, 2, 3); grid = F.affine_grid(theta, "
+                      "(B, C, *out_size), align_corners=False); return F.grid_sample(images, grid, "
+                      "align_corners=False).",
+                      library=(SpatialTransformer.__init__, SpatialTransformer.forward,
+                               SpatialTransformer.reset_to_identity, predicted_theta, warp))

@@ -14,6 +14,7 @@ sampling grid canvas -> digit.
 """
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
 import torch
@@ -22,9 +23,9 @@ from torch import Tensor
 
 from ..core.batching import EpochSeeded, to_device
 from ..core.checks import check_labels
-from .geometry import affine_theta, homography_grid
+from .geometry import affine_theta, homography_grid, pixels_to_normalized, warp
 
-__all__ = ["KINDS", "CANVAS", "distort", "distorted_test_set", "DistortedBatches"]
+__all__ = ["KINDS", "CANVAS", "distort", "distorted_test_set", "DistortedBatches", "moved"]
 
 
 KINDS = ("R", "RTS", "P")
@@ -119,3 +120,21 @@ class DistortedBatches(EpochSeeded):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             images, _ = distort(self.digits[idx], self.kind, g)
             yield images, self.labels[idx]
+
+
+def moved(digits: Tensor, shift: float = 0.0, angle: float = 0.0, seed: int = 0) -> Tensor:
+    """Images (B, 1, H, W) in [0, 1], each turned by ``angle`` degrees about its centre (one way or the other,
+    at random) and moved by ``shift`` pixels in a random direction -> (B, 1, H, W), 0 where the image came from
+    outside. One ``warp``; the same ``seed`` gives the same directions, so a sweep over ``shift`` or ``angle``
+    changes only the size of the move: how far a classifier's tolerance reaches.
+    """
+    if digits.dim() != 4:
+        raise ValueError(f"digits must be (B, 1, H, W), got shape {tuple(digits.shape)}")
+    g = torch.Generator().manual_seed(seed)
+    n, (h, w) = len(digits), digits.shape[-2:]
+    direction = 2 * math.pi * torch.rand(n, generator=g)                                  # (B,) radians
+    sense = (2 * torch.randint(0, 2, (n,), generator=g) - 1).float()                      # (B,) +1 or -1
+    tx = -pixels_to_normalized(shift, w) * torch.cos(direction)                          # the grid moves against
+    ty = -pixels_to_normalized(shift, h) * torch.sin(direction)                          # the image
+    theta = affine_theta(sense * angle, 1.0, tx, ty)                                      # (B, 2, 3)
+    return warp(digits, to_device(theta.to(digits.dtype), digits.device))
