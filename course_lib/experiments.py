@@ -26,7 +26,7 @@ from .similarity.samplers import PKSampler
 from .similarity.steps import pk_step
 
 __all__ = ["over_seeds", "Build", "train_run", "train_over_seeds", "mean_sd", "Recipe", "recipe_loss",
-           "recipe_setup"]
+           "recipe_setup", "recipe_name", "candidate_recipes", "best_recipe", "choose_settings"]
 
 
 def over_seeds(train: Callable[[int], dict[str, float]], seeds: Sequence[int] | int) -> dict[str, list[float]]:
@@ -110,6 +110,42 @@ class Recipe:
             raise ValueError(f'sampling must be "P×K" or "neighbours", got {self.sampling!r}')
         if not (self.margin == "dynamic" or isinstance(self.margin, (int, float))):
             raise ValueError(f'margin must be a number or "dynamic", got {self.margin!r}')
+
+    @property
+    def dynamic(self) -> bool:
+        """True for HTL's per-class-pair margin, False for one fixed margin."""
+        return self.margin == "dynamic"
+
+
+def recipe_name(recipe: Recipe) -> str:
+    """A short label: "batch-all, plain, margin 0.2", "HTL, γ 1.0", "neighbours, squared, margin 0.5" (HTL's
+    batches, a fixed margin) or "dyn. margin γ 1.0, P×K" (HTL's loss on random batches)."""
+    distance = "squared" if recipe.squared else "plain"
+    if recipe.dynamic:
+        return f"HTL, γ {recipe.gamma}" if recipe.sampling == "neighbours" else f"dyn. margin γ {recipe.gamma}, P×K"
+    kind = "batch-all" if recipe.sampling == "P×K" else "neighbours"
+    return f"{kind}, {distance}, margin {recipe.margin}"
+
+
+def candidate_recipes(margins: dict[bool, Sequence[float]], gammas: Sequence[float]) -> list[Recipe]:
+    """Notebook 04's validation grid: batch-all on P×K batches for each distance (``margins``' keys, False:
+    plain, True: squared) and each margin of its grid, then HTL (neighbour batches, dynamic margin, squared
+    distances) for each scale gamma."""
+    baselines = [Recipe("P×K", m, squared=squared) for squared, grid in margins.items() for m in grid]
+    return baselines + [Recipe("neighbours", "dynamic", gamma=g, squared=True) for g in gammas]
+
+
+def best_recipe(scores: dict[Recipe, float], keep: Callable[[Recipe], bool] = lambda r: True) -> Recipe:
+    """The recipe with the highest score among those ``keep`` accepts; on a tie, the first in ``scores``."""
+    kept = [r for r in scores if keep(r)]
+    if not kept:
+        raise ValueError("no recipe passes the filter: score at least one of the kind you ask for")
+    return max(kept, key=lambda r: scores[r])                          # max keeps the first of equal scores
+
+
+def choose_settings(scores: dict[Recipe, float]) -> tuple[Recipe, Recipe]:
+    """(baseline, HTL): the best fixed-margin recipe and the best dynamic-margin one by validation score."""
+    return best_recipe(scores, lambda r: not r.dynamic), best_recipe(scores, lambda r: r.dynamic)
 
 
 def recipe_loss(recipe: Recipe, live: LiveTree | None, beta: float = 0.1,

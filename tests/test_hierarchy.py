@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.core import embed
-from course_lib.experiments import Recipe, recipe_setup
+from course_lib.experiments import Recipe, best_recipe, candidate_recipes, choose_settings, recipe_name, recipe_setup
 from course_lib.similarity import (
     AnchorNeighbourSampler,
     ClassTree,
@@ -301,6 +301,28 @@ def test_recipes_build_the_promised_batches_and_losses():
         Recipe("P×K", "large")
 
 
+def test_the_validation_grid_and_the_choice_of_settings():
+    grid = candidate_recipes({False: (0.2, 1.0), True: (0.5,)}, (0.25, 1.0))
+    expected = []                                                      # the grid written out by hand
+    for squared, margins in ((False, (0.2, 1.0)), (True, (0.5,))):
+        for m in margins:
+            expected.append(Recipe("P×K", m, squared=squared))
+    expected += [Recipe("neighbours", "dynamic", gamma=0.25, squared=True),
+                 Recipe("neighbours", "dynamic", gamma=1.0, squared=True)]
+    assert grid == expected
+    assert [recipe_name(r) for r in grid] == ["batch-all, plain, margin 0.2", "batch-all, plain, margin 1.0",
+                                              "batch-all, squared, margin 0.5", "HTL, γ 0.25", "HTL, γ 1.0"]
+    assert recipe_name(Recipe("neighbours", 0.2)) == "neighbours, plain, margin 0.2"
+    assert recipe_name(Recipe("P×K", "dynamic", gamma=0.5, squared=True)) == "dyn. margin γ 0.5, P×K"
+    scores = dict(zip(grid, [0.30, 0.41, 0.41, 0.52, 0.50]))           # a tie between two baselines
+    baseline, htl = choose_settings(scores)
+    assert baseline == grid[1] and htl == grid[3]                      # the first of equal scores wins
+    assert best_recipe(scores, lambda r: r.squared and not r.dynamic) == grid[2]   # the only squared baseline
+    assert best_recipe(scores) == grid[3]
+    with pytest.raises(ValueError, match="no recipe"):
+        choose_settings({grid[0]: 0.3})
+
+
 def test_margin_scale_multiplies_the_tree_part_only():
     e, y, tree = small_problem()
     batch = torch.arange(0, 80, 5)
@@ -342,6 +364,15 @@ def test_tree_views_draw_and_the_widget_follows_the_dropdown(monkeypatch):
     assert z.shape == (10, 10) and np.isnan(np.diag(z)).all()
     order = [names[int(c)] for c in tree.classes]
     assert sorted(heat.data[0].x) == sorted(order)
+    assert list(heat.layout.xaxis.tickvals) == list(heat.data[0].x)   # 10 classes: every one labelled
+    some = [int(tree.classes[k]) for k in (1, 4, 6)]
+    part = plot_margin_matrix(alpha, tree, names, classes=torch.tensor(some))
+    rows = [int(tree.rows(torch.tensor([int(n)]))[0]) for n in part.data[0].x]
+    assert sorted(part.data[0].x) == sorted(names[c] for c in some)
+    assert np.allclose(np.array(part.data[0].z, dtype=float)[0, 1:], alpha[rows[0], rows[1:]].numpy())
+    big = torch.rand(30, 30)                                           # 30 classes: every 5th labelled
+    many = ClassTree.from_embeddings(unit(90, 8, seed=3), torch.arange(30).repeat(3), levels=4)
+    assert len(plot_margin_matrix(big, many, names).layout.xaxis.tickvals) == 6
     table = neighbour_table(tree, 4, k=3)
     row = int(tree.rows(torch.tensor([4]))[0])
     d = tree.distances[row].clone()

@@ -78,8 +78,8 @@ def check_htl_loss(fn: Callable[[Tensor, Tensor, Tensor], Tensor]) -> bool:
     rules = [
         ("No triplet is active here: return 0 connected to the graph (divide by the count clamped at 1), "
          "not 0 / 0 = NaN.", has_nan),
-        ("The table is read the wrong way round: the margin of a triplet is class_margins[anchor's class, "
-         "negative's class]. Yours is [negative's, anchor's]; HTL's table is not symmetric (row a holds a's spread).",
+        ("The table is read the wrong way round: your margin is α(n, a), the negative's class first, where the "
+         "triplet needs α(a, n), the anchor's class first. α is not symmetric: it subtracts the spread s_a of the ANCHOR's class.",
          v(margin_of="n,a")),
         ("The margin belongs to the pair (anchor, NEGATIVE), not (anchor, positive): in the [a, p, n] cube the "
          "(B, B) margins run along the a and n axes.", v(margin_of="a,p")),

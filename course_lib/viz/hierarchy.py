@@ -74,10 +74,11 @@ def plot_class_tree(tree, names: Sequence[str], title: str = "The class tree (av
     for x0, y0, x1, y1 in segments:
         xs += [x0, x1, None]
         ys += [y0, y1, None]
+    tick = font_size() - 2                                             # 14 px, 18 in presentation mode
     fig = go.Figure(layout=plotly_layout(
-        title=title, width=max(900, 14 * len(order)), height=480, showlegend=False,
+        title=title, width=max(900, (tick + 4) * len(order)), height=520, showlegend=False,
         xaxis=dict(tickmode="array", tickvals=list(range(len(order))), ticktext=labels, tickangle=-90,
-                   tickfont=dict(size=font_size() - 5), title="class"),
+                   tickfont=dict(size=tick), title="class"),
         yaxis=dict(title="merge threshold d_l (squared distance)", rangemode="tozero")))
     fig.add_scatter(x=xs, y=ys, mode="lines", line=dict(color=PALETTE[0], width=2), hoverinfo="skip")
     fig.add_hline(y=tree.d0, line=dict(color="#777", dash="dot", width=2),
@@ -133,19 +134,28 @@ def class_neighbours_explorer(tree, images: Tensor, labels: Tensor, names: Seque
     return widgets.VBox([pick, out])
 
 
-def plot_margin_matrix(alpha: Tensor, tree, names: Sequence[str], title: str = "Dynamic margin α per class pair"):
-    """Heatmap of alpha[anchor class, negative class], classes in the dendrogram's order."""
+def plot_margin_matrix(alpha: Tensor, tree, names: Sequence[str], title: str = "Dynamic margin α per class pair",
+                       classes: Tensor | Sequence[int] | None = None):
+    """Heatmap of alpha[anchor class, negative class] (C, C), classes in the dendrogram's order.
+
+    ``classes``: only these class labels (e.g. the classes of one batch), every one labelled. With more than
+    24 classes, every 5th is labelled (hover shows each cell's pair), so the labels stay readable.
+    """
     import plotly.graph_objects as go
 
     order, _, labels = _tree_layout(tree, names)
+    if classes is not None:
+        keep = set(tree.rows(torch.as_tensor(classes).cpu()).tolist())
+        labels = [lab for o, lab in zip(order, labels) if o in keep]
+        order = [o for o in order if o in keep]
     a = alpha.detach().cpu()[order][:, order].numpy()
-    fig = go.Figure(layout=plotly_layout(title=title, width=760, height=700,
-                                         xaxis=dict(title="negative's class", tickfont=dict(size=font_size() - 7)),
-                                         yaxis=dict(title="anchor's class", autorange="reversed",
-                                                    tickfont=dict(size=font_size() - 7))))
+    step = 1 if len(order) <= 24 else 5
+    axis = dict(tickmode="array", tickvals=labels[::step], ticktext=labels[::step], tickfont=dict(size=font_size() - 2))
+    side = 700 if len(order) > 24 else 160 + 26 * len(order)
+    fig = go.Figure(layout=plotly_layout(title=title, width=side + 60, height=side,
+                                         xaxis=dict(title="negative's class", **axis),
+                                         yaxis=dict(title="anchor's class", autorange="reversed", **axis)))
     fig.add_heatmap(z=np.where(np.eye(len(a), dtype=bool), np.nan, a), x=labels, y=labels, colorscale="Viridis",
                     colorbar=dict(title="α"),
                     hovertemplate="anchor %{y}, negative %{x}: α = %{z:.2f}<extra></extra>")
     return fig
-
-
