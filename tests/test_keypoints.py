@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from course_lib.pose import (BONES, heatmap_argmax, limb_fields, limb_scores, mean_error, pair_two, paf_score, pck,
-                             render_heatmaps, render_paf, rescale, soft_argmax2d)
+from course_lib.pose import (BONES, heatmap_argmax, heatmap_target, image_to_heatmap, limb_fields, limb_scores,
+                             mean_error, pair_two, paf_score, pck, render_heatmaps, render_paf, rescale, soft_argmax2d)
 
 
 def test_render_heatmaps_by_hand_and_against_a_loop():
@@ -124,3 +124,32 @@ def test_pair_two_picks_the_grouping_with_the_larger_sum_against_a_loop():
     assert pair_two(torch.zeros(2, 2)).tolist() == [0, 1]                           # a tie: the straight grouping
     with pytest.raises(ValueError, match=r"\(\.\.\., 2, 2\)"):
         pair_two(torch.zeros(3, 3))
+
+
+def test_image_to_heatmap_by_hand_and_the_inverse_of_rescale():
+    # stride 4: map pixel j covers image pixels 4j ... 4j + 3, centred on 4j + 1.5
+    kp = torch.tensor([[[1.5, 5.5], [0.0, 3.0], [-0.5, 63.5]]])
+    assert image_to_heatmap(kp, 4).tolist() == [[[0.0, 1.0], [-0.375, 0.375], [-0.5, 15.5]]]
+    assert image_to_heatmap(kp, 1).tolist() == kp.tolist()                      # stride 1: the same grid
+    assert image_to_heatmap(torch.tensor([[[1.0, 4.0]]]), 3).tolist() == [[[0.0, 1.0]]]   # odd stride: centre 3j + 1
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(2, 5, 2, generator=g) * 64
+    for stride in (1, 2, 3, 4):
+        assert torch.allclose(rescale(image_to_heatmap(x, stride), stride), x, atol=1e-5)
+
+
+def test_heatmap_target_is_a_gaussian_on_the_map_grid_at_the_mapped_keypoint():
+    g = torch.Generator().manual_seed(3)
+    kp = torch.rand(2, 3, 2, generator=g) * 30                                  # image pixels
+    maps = heatmap_target(kp, 4, (8, 9), sigma=1.5)
+    assert maps.shape == (2, 3, 8, 9)
+    for b in range(2):
+        for k in range(3):
+            x, y = ((kp[b, k] - 1.5) / 4).tolist()
+            for i in range(8):
+                for j in range(9):
+                    expected = math.exp(-((j - x) ** 2 + (i - y) ** 2) / (2 * 1.5 ** 2))
+                    assert maps[b, k, i, j].item() == pytest.approx(expected, rel=1e-5, abs=1e-7)
+    centre = heatmap_target(torch.tensor([[[9.5, 5.5]]]), 4, (4, 4), 1.0)     # map pixel (row 1, column 2)
+    assert heatmap_argmax(centre).tolist() == [[[2.0, 1.0]]] and centre[0, 0, 1, 2] == 1.0
+    assert heatmap_target(torch.zeros(0, 4, 2), 4, (3, 3), 1.0).shape == (0, 4, 3, 3)

@@ -12,6 +12,7 @@ from course_lib.pose import (
     PairBatches,
     PoseNet,
     draw_segments,
+    equivariance_error,
     figures,
     heatmap_argmax,
     limb_fields,
@@ -163,3 +164,38 @@ def test_paf_net_shapes_and_a_few_steps_lower_its_loss():
         def forward(self, x):
             return limb_fields(people, BONES, (32, 32))
     assert step(Perfect(), (images, people))[0].item() == 0
+
+
+class _BrightestPixel(torch.nn.Module):
+    """A 'pose model' that answers the brightest pixel of each image as its one joint: exactly equivariant."""
+    head_name, stride = "pool", 4
+
+    def forward(self, x):
+        idx = x.flatten(1).argmax(1)                                                # (B,)
+        return torch.stack([idx % x.shape[-1], idx // x.shape[-1]], -1).float()[:, None]   # (B, 1, 2)
+
+
+def test_equivariance_error_is_zero_for_an_equivariant_model_and_matches_a_loop():
+    g = torch.Generator().manual_seed(5)
+    kp = 4 + torch.randint(0, 24, (6, 1, 2), generator=g).float()                 # (6, 1, 2), 4 ... 27 in a 32 image
+    images = torch.rand(6, 1, 32, 32, generator=g) * 0.5
+    images[torch.arange(6), 0, kp[:, 0, 1].long(), kp[:, 0, 0].long()] = 1.0       # the joint is the brightest pixel
+    assert equivariance_error(_BrightestPixel(), images, kp, (3, -2)) == 0.0
+    # a model that ignores the image misses by the whole shift, on the figures that stay inside
+    net = PoseNet("pool", 1, 32).eval()
+    with torch.no_grad():
+        net.head[-1].weight.zero_()
+    assert equivariance_error(net, images, kp, (3, -4)) == pytest.approx(5.0, abs=1e-4)
+    # against a loop over the figures, with the margin written out
+    net = PoseNet("flat", 1, 32)
+    shift, errors = (5, 2), []
+    for image, joints in zip(images, kp):
+        moved = joints + torch.tensor([5.0, 2.0])
+        if ((moved >= 4) & (moved <= 27)).all():
+            before = predict_keypoints(net, image[None])[0]
+            after = predict_keypoints(net, torch.roll(image, (2, 5), (1, 2))[None])[0]
+            errors.append((after - before - torch.tensor([5.0, 2.0])).norm(dim=-1))
+    assert 0 < len(errors) < 6
+    assert equivariance_error(net, images, kp, shift) == pytest.approx(torch.cat(errors).mean().item(), rel=1e-4)
+    with pytest.raises(ValueError, match="inside the image"):
+        equivariance_error(net, images, kp, (40, 0))

@@ -8,19 +8,26 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..pose.keypoints import pck, render_heatmaps, soft_argmax2d
+from ..pose.keypoints import heatmap_target, image_to_heatmap, pck, render_heatmaps, soft_argmax2d
 from .harness import Case, fallback, like, run_checks
 
-__all__ = ["check_render_heatmaps", "check_soft_argmax", "check_pck"]
+__all__ = ["check_heatmap_target", "check_soft_argmax", "check_pck"]
 
 
-def _heatmap_variant(keypoints: Tensor, size: tuple[int, int], sigma: float, swap: bool = False,
-                     denominator: str = "2 sigma²", shift: float = 0.0, rounded: bool = False,
-                     sum_one: bool = False, plain_distance: bool = False) -> Tensor:
-    """Gaussian maps and their usual mistakes: rows and columns swapped, a wrong denominator, pixel centres
-    shifted by ``shift``, keypoints rounded to whole pixels, maps normalised to sum 1, the distance not squared."""
-    h, w = size
-    kp = keypoints.round() if rounded else keypoints
+def _heatmap_variant(keypoints: Tensor, stride: int, size: tuple[int, int], sigma: float, mapping: str = "right",
+                     swap: bool = False, denominator: str = "2 sigma²", shift: float = 0.0, rounded: bool = False,
+                     sum_one: bool = False, plain_distance: bool = False, sigma_in_image: bool = False) -> Tensor:
+    """Gaussian targets and their usual mistakes: the image -> map mapping (``mapping``: "right", "no offset",
+    "stride / 2", "plus offset", "half pixel", "not divided", "rescale"), rows and columns swapped, a wrong
+    denominator, map pixel centres shifted by ``shift``, keypoints rounded, maps normalised to sum 1, the
+    distance not squared, sigma taken as image pixels."""
+    s, h, w = stride, *size
+    kp = {"right": lambda k: (k - (s - 1) / 2) / s, "no offset": lambda k: k / s,
+          "stride / 2": lambda k: (k - s / 2) / s, "plus offset": lambda k: (k + (s - 1) / 2) / s,
+          "half pixel": lambda k: (k - 0.5) / s, "not divided": lambda k: k - (s - 1) / 2,
+          "rescale": lambda k: k * s + (s - 1) / 2}[mapping](keypoints)
+    kp = kp.round() if rounded else kp
+    sigma = sigma / s if sigma_in_image else sigma
     x, y = kp[..., 0, None, None], kp[..., 1, None, None]                          # (B, K, 1, 1)
     if swap:
         x, y = y, x
@@ -33,55 +40,85 @@ def _heatmap_variant(keypoints: Tensor, size: tuple[int, int], sigma: float, swa
     return maps / maps.sum(dim=(-2, -1), keepdim=True) if sum_one else maps
 
 
-@fallback(render_heatmaps)
-def check_render_heatmaps(fn: Callable[[Tensor, tuple[int, int], float], Tensor]) -> bool:
-    """Check ``fn(keypoints, size, sigma) -> maps``: keypoints (B, K, 2) (x, y) in map pixels, size (H, W) ->
-    (B, K, H, W), a Gaussian of peak 1 and width sigma at each keypoint, exp(-||p - k||² / (2 sigma²)), where
-    p = (j, i) is the centre of pixel (row i, column j).
-    """
+def _variant(**mistake) -> Callable:
+    return like(lambda k, st, sz, sg: _heatmap_variant(k, st, sz, sg, **mistake))
+
+
+def _heatmap_target_cases() -> list[Case]:
+    """The cases of :func:`check_heatmap_target`: hand-worked maps at strides 1, 2 and 4, then random ones."""
     g = torch.Generator().manual_seed(17)
     e = math.exp
     t = lambda rows: torch.tensor(rows, dtype=torch.float32)[None, None]
     cases = [
-        Case("a keypoint on pixel (1, 1) of a 3 x 3 map, sigma 1", (torch.tensor([[[1.0, 1.0]]]), (3, 3), 1.0),
+        Case("stride 1 (map = image): a keypoint on pixel (1, 1) of a 3 x 3 map, sigma 1",
+             (torch.tensor([[[1.0, 1.0]]]), 1, (3, 3), 1.0),
              t([[e(-1), e(-0.5), e(-1)], [e(-0.5), 1, e(-0.5)], [e(-1), e(-0.5), e(-1)]])),
-        Case("x = 2, y = 0 on a map of H = 2 rows and W = 4 columns, sigma 0.5 (x is the column)",
-             (torch.tensor([[[2.0, 0.0]]]), (2, 4), 0.5),
-             t([[e(-8), e(-2), 1, e(-2)], [e(-10), e(-4), e(-2), e(-4)]])),
-        Case("a keypoint between pixel centres, (x, y) = (1.5, 0.5) on a 2 x 3 map, sigma 1",
-             (torch.tensor([[[1.5, 0.5]]]), (2, 3), 1.0),
-             t([[e(-1.25), e(-0.25), e(-0.25)], [e(-1.25), e(-0.25), e(-0.25)]])),
-        Case("random keypoints, B = 2, K = 3, on 5 x 7 maps, sigma 1.3",
-             (torch.rand(2, 3, 2, generator=g) * torch.tensor([6.0, 4.0]), (5, 7), 1.3), grad="match"),
-        Case("the lesson's sizes: B = 3, K = 11, 16 x 16 maps, sigma 2",
-             (torch.rand(3, 11, 2, generator=g) * 15, (16, 16), 2.0), grad="match"),
-        Case("keypoints outside the map (x = -2, y = 7.5 on 4 x 4): only the Gaussian's tail shows",
-             (torch.tensor([[[-2.0, 7.5], [5.0, -1.0]]]), (4, 4), 1.5)),
-        Case("an empty batch: keypoints (0, 4, 2)", (torch.zeros(0, 4, 2), (6, 5), 1.0)),
-        Case("float64 keypoints (keep their dtype)", (torch.rand(2, 2, 2, generator=g).double() * 4, (5, 5), 1.0)),
+        Case("stride 4: image point (x, y) = (5.5, 1.5) is the centre of map pixel (row 0, column 1); 2 x 3 map, "
+             "sigma 1", (torch.tensor([[[5.5, 1.5]]]), 4, (2, 3), 1.0),
+             t([[e(-0.5), 1, e(-0.5)], [e(-1), e(-0.5), e(-1)]])),
+        Case("stride 2: image point (0.5, 2.5) is the centre of map pixel (row 1, column 0); H = 2 rows, W = 4 "
+             "columns, sigma 0.5 (x is the column)", (torch.tensor([[[0.5, 2.5]]]), 2, (2, 4), 0.5),
+             t([[e(-2), e(-4), e(-10), e(-20)], [1, e(-2), e(-8), e(-18)]])),
+        Case("random image keypoints, stride 4, B = 2, K = 3, on 5 x 7 maps, sigma 1.3",
+             (torch.rand(2, 3, 2, generator=g) * torch.tensor([28.0, 20.0]), 4, (5, 7), 1.3), grad="match"),
+        Case("the lesson's sizes: B = 3, K = 11, 64 x 64 images, stride 4, 16 x 16 maps, sigma 2",
+             (torch.rand(3, 11, 2, generator=g) * 63, 4, (16, 16), 2.0), grad="match"),
+        Case("an odd stride, 3: B = 2, K = 2 on 6 x 6 maps, sigma 1",
+             (torch.rand(2, 2, 2, generator=g) * 17, 3, (6, 6), 1.0)),
+        Case("keypoints outside the image (x = -8, y = 30 with stride 4 on 4 x 4): only the Gaussian's tail shows",
+             (torch.tensor([[[-8.0, 30.0], [20.0, -4.0]]]), 4, (4, 4), 1.5)),
+        Case("an empty batch: keypoints (0, 4, 2)", (torch.zeros(0, 4, 2), 4, (6, 5), 1.0)),
+        Case("float64 keypoints (keep their dtype)", (torch.rand(2, 2, 2, generator=g).double() * 16, 4, (5, 5), 1.0)),
     ]
+    return cases
+
+
+def _heatmap_target_rules() -> list[tuple[str, Callable]]:
+    """The named mistakes of :func:`check_heatmap_target`, the image -> map mapping first."""
     rules = [
+        ("Map pixel j is centred on image pixel j * stride + (stride - 1) / 2, not on j * stride: undo that "
+         "offset before dividing by the stride.", _variant(mapping="no offset")),
+        ("Image pixels have centres too: map pixel j covers image pixels j * stride ... (j + 1) * stride - 1, so "
+         "its centre is (stride - 1) / 2 past j * stride, not stride / 2.", _variant(mapping="stride / 2")),
+        ("The offset goes the other way: map pixel 0 is centred on image pixel (stride - 1) / 2, so subtract it "
+         "from the image coordinate before dividing.", _variant(mapping="plus offset")),
+        ("The offset is (stride - 1) / 2 image pixels, not half a pixel: where is the centre of image pixels "
+         "0 ... stride - 1?", _variant(mapping="half pixel")),
+        ("Divide by the stride too: one map pixel is ``stride`` image pixels wide.", _variant(mapping="not divided")),
+        ("That is the way back (map -> image, course_lib's rescale); you need image -> map.",
+         _variant(mapping="rescale")),
+        ("sigma is given in MAP pixels, like the grid you compare with: use it as it is.",
+         _variant(sigma_in_image=True)),
         ("x is the COLUMN (the last dimension, W) and y the ROW: compare x with the column indices and y with the "
-         "row indices (torch.meshgrid's default indexing='ij' gives rows first).",
-         like(lambda k, s, sg: _heatmap_variant(k, s, sg, swap=True))),
+         "row indices (torch.meshgrid's default indexing='ij' gives rows first).", _variant(swap=True)),
         ("Divide the squared distance by 2 sigma², not by sigma²: the Gaussian's standard deviation is sigma.",
-         like(lambda k, s, sg: _heatmap_variant(k, s, sg, denominator="sigma²"))),
-        ("Square sigma: the denominator is 2 sigma², not 2 sigma.",
-         like(lambda k, s, sg: _heatmap_variant(k, s, sg, denominator="2 sigma"))),
-        ("Pixel (row i, column j) is centred on (x, y) = (j, i): use torch.arange(W) as it is, not shifted by half "
-         "a pixel.", lambda got, want, args: any(like(lambda k, s, sg, d=d: _heatmap_variant(k, s, sg, shift=d))(got, want, args)
-                             for d in (0.5, -0.5))),
+         _variant(denominator="sigma²")),
+        ("Square sigma: the denominator is 2 sigma², not 2 sigma.", _variant(denominator="2 sigma")),
+        ("Map pixel (row i, column j) is centred on (x, y) = (j, i) in map pixels: use torch.arange(W) as it is, "
+         "not shifted by half a pixel.", lambda got, want, args: any(_variant(shift=d)(got, want, args)
+                                                                      for d in (0.5, -0.5))),
         ("The target has peak 1 at the keypoint (a map per joint that the network can match pixel by pixel), "
-         "not a probability distribution that sums to 1: leave out the normalisation.",
-         like(lambda k, s, sg: _heatmap_variant(k, s, sg, sum_one=True))),
+         "not a probability distribution that sums to 1: leave out the normalisation.", _variant(sum_one=True)),
         ("Keep the keypoint's sub-pixel position: do not round it to a whole pixel, the map carries the fraction.",
-         like(lambda k, s, sg: _heatmap_variant(k, s, sg, rounded=True))),
+         _variant(rounded=True)),
         ("Use the SQUARED distance (x - j)² + (y - i)² in the exponent, not the distance itself.",
-         like(lambda k, s, sg: _heatmap_variant(k, s, sg, plain_distance=True))),
+         _variant(plain_distance=True)),
     ]
-    return run_checks("Gaussian heatmaps", fn, cases, render_heatmaps, rules,
-                      "broadcast the column indices (1, 1, 1, W) against x (B, K, 1, 1) and the row indices "
-                      "(1, 1, H, 1) against y; exp(-(dx² + dy²) / (2 sigma²)) is then (B, K, H, W).")
+    return rules
+
+
+@fallback(heatmap_target)
+def check_heatmap_target(fn: Callable[[Tensor, int, tuple[int, int], float], Tensor]) -> bool:
+    """Check ``fn(keypoints, stride, size, sigma) -> maps``: keypoints (B, K, 2) (x, y) in IMAGE pixels, a map of
+    ``stride`` image pixels per map pixel and size (H, W) -> (B, K, H, W), a Gaussian of peak 1 and width sigma
+    (map pixels) at each keypoint's position on the map, exp(-||p - k||² / (2 sigma²)), where p = (j, i) is the
+    centre of map pixel (row i, column j) and k the keypoint in map pixels.
+    """
+    cases, rules = _heatmap_target_cases(), _heatmap_target_rules()
+    return run_checks("Gaussian heatmap targets", fn, cases, heatmap_target, rules,
+                      "first take the keypoints from image pixels to map pixels (where is map pixel j's centre in "
+                      "the image?), then a Gaussian on the map's grid; broadcast, no loop.",
+                      library=(render_heatmaps, image_to_heatmap))
 
 
 def _soft_argmax_variant(h: Tensor, flip: bool = False, per_axis: bool = False, plain: bool = False,
@@ -129,8 +166,8 @@ def check_soft_argmax(fn: Callable[[Tensor], Tensor]) -> bool:
          like(lambda h: _soft_argmax_variant(h, from_one=True))),
     ]
     return run_checks("soft-argmax", fn, cases, soft_argmax2d, rules,
-                      "p = softmax over the H * W pixels of each map; x = sum of p times the column index, y = sum of p "
-                      "times the row index; stack (x, y) in the last dimension.")
+                      "one softmax over the H * W pixels of each map, then the expected column and row; (B, K, 2), "
+                      "x first.")
 
 
 @fallback(pck)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["render_heatmaps", "heatmap_argmax", "soft_argmax2d", "rescale", "mean_error", "pck", "render_paf",
+__all__ = ["render_heatmaps", "image_to_heatmap", "heatmap_target", "heatmap_argmax", "soft_argmax2d", "rescale", "mean_error", "pck", "render_paf",
            "paf_score", "limb_fields", "limb_scores", "pair_two"]
 
 
@@ -43,6 +43,23 @@ def render_heatmaps(keypoints: Tensor, size: tuple[int, int], sigma: float) -> T
     dx = (xs[None, None, None, :] - keypoints[..., 0, None, None]) ** 2               # (B, K, 1, W)
     dy = (ys[None, None, :, None] - keypoints[..., 1, None, None]) ** 2               # (B, K, H, 1)
     return torch.exp(-(dx + dy) / (2 * sigma ** 2))
+
+
+def image_to_heatmap(keypoints: Tensor, stride: float) -> Tensor:
+    """Image pixels -> pixels of a map with ``stride`` image pixels per map pixel, pixel centres kept (the inverse
+    of :func:`rescale`): map pixel j covers image pixels j * stride ... (j + 1) * stride - 1 and is centred on
+    image pixel j * stride + (stride - 1) / 2, so x_map = (x_image - (stride - 1) / 2) / stride.
+
+    >>> image_to_heatmap(torch.tensor([[[1.5, 5.5]]]), 4)          # the centres of map pixels 0 and 1
+    tensor([[[0., 1.]]])"""
+    return (keypoints - (stride - 1) / 2) / stride
+
+
+def heatmap_target(keypoints: Tensor, stride: float, size: tuple[int, int], sigma: float) -> Tensor:
+    """The targets of a heatmap head: keypoints (B, K, 2) in IMAGE pixels, a map of ``stride`` image pixels per map
+    pixel and ``size`` (H, W) -> (B, K, H, W), a Gaussian of peak 1 and width ``sigma`` map pixels at each
+    keypoint's position on the map (:func:`image_to_heatmap`, then :func:`render_heatmaps`)."""
+    return render_heatmaps(image_to_heatmap(keypoints, stride), size, sigma)
 
 
 def heatmap_argmax(heatmaps: Tensor) -> Tensor:

@@ -24,9 +24,10 @@ from torch import Tensor, nn
 from ..core.models import fast_layout
 from ..core.training import eval_mode
 from .figures import BONES
-from .keypoints import heatmap_argmax, limb_fields, render_heatmaps, rescale, soft_argmax2d
+from .keypoints import heatmap_argmax, heatmap_target, image_to_heatmap, limb_fields, rescale, soft_argmax2d
 
-__all__ = ["HEADS", "backbone", "PoseNet", "predict_keypoints", "pose_loss", "pose_step", "PafNet", "paf_step"]
+__all__ = ["HEADS", "backbone", "PoseNet", "predict_keypoints", "equivariance_error", "pose_loss", "pose_step", "PafNet",
+           "paf_step"]
 
 
 HEADS = ("pool", "flat", "heatmap", "integral")
@@ -86,6 +87,29 @@ def predict_keypoints(model: PoseNet, images: Tensor, beta: float = 1.0) -> Tens
     return out
 
 
+def equivariance_error(model: PoseNet, images: Tensor, keypoints: Tensor, shift: tuple[int, int], margin: int = 4
+                       ) -> float:
+    """How far a model's answer fails to follow a shifted input: images (N, 1, S, S) with their true keypoints
+    (N, K, 2) in image pixels, ``shift`` (dx, dy) whole pixels ->
+
+        mean over the kept figures and their joints of || pred(roll(x, shift)) - (pred(x) + shift) ||  (pixels),
+
+    0 for a perfectly translation-equivariant model. ``torch.roll`` wraps the image around, so only figures whose
+    joints stay at least ``margin`` pixels inside the image after the shift are kept."""
+    _, _, h, w = images.shape
+    dx, dy = shift
+    moved_kp = keypoints + torch.tensor([dx, dy], dtype=keypoints.dtype, device=keypoints.device)   # (N, K, 2)
+    inside = (moved_kp >= margin) & (moved_kp <= torch.tensor([w - 1 - margin, h - 1 - margin],
+                                                              dtype=keypoints.dtype, device=keypoints.device))
+    keep = inside.all(dim=-1).all(dim=-1)                                              # (N,)
+    if not keep.any():
+        raise ValueError(f"no figure keeps its joints {margin} px inside the image after the shift {shift}")
+    before = predict_keypoints(model, images[keep])                                   # (N', K, 2)
+    after = predict_keypoints(model, torch.roll(images[keep], shifts=(dy, dx), dims=(2, 3)))
+    return (after - before - torch.tensor([dx, dy], dtype=before.dtype, device=before.device)
+            ).norm(dim=-1).mean().item()
+
+
 def pose_loss(model: PoseNet, out: Tensor, keypoints: Tensor, sigma: float = 1.0, coord_loss: str | None = None
               ) -> Tensor:
     """The loss of each head, keypoints (B, K, 2) in image pixels, coordinates compared in map pixels:
@@ -96,14 +120,14 @@ def pose_loss(model: PoseNet, out: Tensor, keypoints: Tensor, sigma: float = 1.0
     if coord_loss not in (None, "l1", "l2"):
         raise ValueError(f"coord_loss must be None, 'l1' or 'l2', got {coord_loss!r}")
     s = model.stride
-    target = (keypoints - (s - 1) / 2) / s                         # image pixels -> map pixels
+    target = image_to_heatmap(keypoints, s)                         # image pixels -> map pixels
     if model.head_name == "heatmap":
-        maps = render_heatmaps(target, tuple(out.shape[-2:]), sigma)
+        maps = heatmap_target(keypoints, s, tuple(out.shape[-2:]), sigma)
         return F.mse_loss(out, maps) * maps[0].numel() / maps.shape[1]   # a sum over each map's pixels
     if model.head_name == "integral":
         pred, default = soft_argmax2d(out), "l1"
     else:
-        pred, default = (out - (s - 1) / 2) / s, "l2"
+        pred, default = image_to_heatmap(out, s), "l2"
     return (F.l1_loss if (coord_loss or default) == "l1" else F.mse_loss)(pred, target)
 
 

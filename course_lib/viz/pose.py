@@ -2,6 +2,7 @@
 with the argmax, the soft-argmax and the ground truth marked.
 
 * ``draw_pose``: a skeleton on a matplotlib axis (left limbs orange, right limbs blue, centre black).
+* ``plot_fields``: part affinity fields as arrows over an image, zoomed on the limbs they join.
 * ``heatmap_viewer``: a slider over test images and a joint picker; left the image with the skeletons,
   right the joint's predicted map. Twin: ``plot_heatmaps_static``.
 """
@@ -16,7 +17,7 @@ from ..pose.figures import BONES, JOINTS, SIDES
 from ..pose.keypoints import heatmap_argmax, rescale, soft_argmax2d
 from .style import PALETTE, font_size, plotly_layout
 
-__all__ = ["draw_pose", "show_poses", "heatmap_viewer", "plot_heatmaps_static"]
+__all__ = ["draw_pose", "show_poses", "heatmap_viewer", "plot_heatmaps_static", "plot_fields"]
 
 SIDE_COLOR = {"left": PALETTE[1], "right": PALETTE[0], "centre": "#222222"}
 GT_COLOR, ARGMAX_COLOR, SOFT_COLOR = PALETTE[2], PALETTE[3], PALETTE[4]
@@ -159,5 +160,29 @@ def plot_heatmaps_static(image: Tensor, heatmaps: Tensor, keypoints: Tensor, str
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def plot_fields(image: Tensor, fields: dict[str, Tensor], starts: Tensor, ends: Tensor, margin: float = 6.0):
+    """Part affinity fields as arrows, one panel per field: image (1, S, S), fields {title: (2, S, S)} (the x and
+    y of the field on the image grid), starts and ends (P, 2) the limbs' joints in image pixels, drawn as dashed
+    segments. One arrow per pixel where the field is not ~0, zoomed on the limbs (``margin`` pixels around)."""
+    import matplotlib.pyplot as plt
+
+    size = image.shape[-1]
+    fig, axes = plt.subplots(1, len(fields), figsize=(6 * len(fields), 6), squeeze=False)
+    ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    joints = torch.cat([starts, ends]).detach().float().cpu()
+    lo, hi = joints.amin(0) - margin, joints.amax(0) + margin
+    for ax, (title, f) in zip(axes[0], fields.items()):
+        f = f.detach().float().cpu()
+        on = f.norm(dim=0) > 0.05                                                    # no dots where there is no field
+        ax.imshow(image[0].detach().cpu().numpy(), cmap="gray", vmin=0, vmax=1.6)     # dimmed: arrows on top
+        ax.quiver(xs[on].numpy(), ys[on].numpy(), f[0][on].numpy(), f[1][on].numpy(), color=PALETTE[3],
+                  angles="xy", scale_units="xy", scale=1.2, width=0.008)              # data coordinates: y down
+        for a, b, color in zip(starts.detach().cpu(), ends.detach().cpu(), (GT_COLOR, SOFT_COLOR)):
+            ax.plot([a[0], b[0]], [a[1], b[1]], "o--", color=color, lw=2.5, ms=10)
+        ax.set(title=title, xticks=[], yticks=[], xlim=(float(lo[0]), float(hi[0])), ylim=(float(hi[1]), float(lo[1])))
     fig.tight_layout()
     return fig
