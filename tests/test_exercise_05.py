@@ -84,7 +84,7 @@ class CallsWarp(Solution):
         return warp(images, self.theta(images), size=self.out_size)
 
 
-WRONG = [(Columns, "two ROWS"), (BiasOrder, "[1, 0, 0, 0, 1, 0]"), (NotZeroed, "Zero the regressor's weights"),
+WRONG = [(Columns, "two ROWS"), (BiasOrder, "which six numbers"), (NotZeroed, "only the bias counts"),
          (InputSize, "grid for out_size"), (Corners, "align_corners=False"), (Inverse, "not its inverse"),
          (Border, "padding_mode='zeros'")]
 
@@ -99,6 +99,15 @@ def test_each_usual_mistake_fails_with_its_hint(wrong, hint, capsys):
     assert ex.check_spatial_transformer(wrong) is False
     out = capsys.readouterr().out
     assert out.startswith("✗") and hint in out, out
+
+
+def test_no_hint_gives_the_code_away(capsys):
+    """Hints name the idea, not the answer: no identity bias written out, no init call, no forward pass."""
+    for wrong, _ in WRONG + [(Detached, "")]:
+        ex.check_spatial_transformer(wrong)
+    out = capsys.readouterr().out
+    for code in ("[1, 0, 0, 0, 1, 0]", "nn.init.zeros_", "F.affine_grid(theta", "return F.grid_sample"):
+        assert code not in out, code
 
 
 def test_a_detached_theta_fails_the_gradient_check(capsys):

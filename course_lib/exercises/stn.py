@@ -161,10 +161,11 @@ def check_spatial_transformer(transformer: Callable[[nn.Module, int, tuple[int, 
     rules = [
         ("θ's 6 numbers are its two ROWS one after the other: .view(-1, 2, 3), not a (3, 2) view transposed.",
          variant(columns=True)),
-        ("The identity bias is θ = [[1, 0, 0], [0, 1, 0]] read row by row: [1, 0, 0, 0, 1, 0].",
+        ("The identity θ is [[1, 0, 0], [0, 1, 0]]: which six numbers, in which order, does .view(B, 2, 3) read "
+         "into it?",
          variant(bias=(1.0, 0, 0, 1, 0, 0))),
-        ("Zero the regressor's weights too (nn.init.zeros_): with random weights the untrained grid depends on "
-         "the image and is not the identity.", variant(zero=False)),
+        ("Untrained, θ must be the identity for EVERY image: with the regressor's random starting weights it "
+         "depends on the image. What must the weights be so that only the bias counts?", variant(zero=False)),
         ("Make the grid for out_size: affine_grid's size is (B, C, *out_size), not the input's (B, C, H, W).",
          variant(input_size=True)),
         ("Use align_corners=False in affine_grid and in grid_sample (the course's convention, PyTorch's default): "
@@ -176,8 +177,8 @@ def check_spatial_transformer(transformer: Callable[[nn.Module, int, tuple[int, 
     ]
     return run_checks("spatial transformer", lambda *args: _run(transformer, *args), _transformer_cases(),
                       lambda *args: _run(SpatialTransformer, *args), rules,
-                      "theta = regressor(localization(images)).view(-1, 2, 3); grid = F.affine_grid(theta, "
-                      "(B, C, *out_size), align_corners=False); return F.grid_sample(images, grid, "
-                      "align_corners=False).",
+                      "θ comes from regressor(localization(images)) as (B, 2, 3); the grid's size is the "
+                      "output's, (B, C, *out_size); the sampler reads the input on that grid, with the course's "
+                      "align_corners=False and zeros outside.",
                       library=(SpatialTransformer.__init__, SpatialTransformer.forward,
                                SpatialTransformer.reset_to_identity, predicted_theta, warp))

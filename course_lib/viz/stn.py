@@ -158,9 +158,9 @@ def plot_sampling_grid_static(image: Tensor, theta: Tensor, align_corners: bool 
     return fig
 
 
-def _draw_pair(axes, image: Tensor, theta: Tensor, out: Tensor, align_corners: bool = False) -> None:
+def _draw_pair(axes, image: Tensor, theta: Tensor, out: Tensor, align_corners: bool = False, every: int = 4) -> None:
     h, w = image.shape[-2:]
-    lines, border, corner = grid_lines(theta, (h, w), align_corners=align_corners)
+    lines, border, corner = grid_lines(theta, (h, w), every=every, align_corners=align_corners)
     axes[0].imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)
     for line in lines:
         axes[0].plot(line[:, 0], line[:, 1], color=PALETTE[0], lw=1)
@@ -205,18 +205,20 @@ def stn_browser(images: Tensor, thetas: Tensor, titles: Sequence[str] | None = N
 
 
 def plot_stn_examples_static(images: Tensor, thetas: Tensor, titles: Sequence[str] | None = None, n: int = 6):
-    """Matplotlib twin of :func:`stn_browser`: the first n images, grid above and output below."""
+    """Matplotlib twin of :func:`stn_browser`: the first n images, grid above and output below (about six grid
+    lines each way, so that a row of small panels stays readable)."""
     import matplotlib.pyplot as plt
 
     images, thetas = images[:n].detach().float().cpu(), thetas[:n].detach().float().cpu()
     outputs = warp(images, thetas)
-    fig, axes = plt.subplots(2, len(images), figsize=(2.2 * len(images), 4.6))
+    fig, axes = plt.subplots(2, len(images), figsize=(2.4 * len(images), 5.2))
     axes = np.asarray(axes).reshape(2, -1)
+    every = max(4, images.shape[-1] // 6)
     for i in range(len(images)):
-        _draw_pair(axes[:, i], images[i], thetas[i:i + 1], outputs[i])
+        _draw_pair(axes[:, i], images[i], thetas[i:i + 1], outputs[i], every=every)
         if titles is not None:
-            axes[0, i].set_title(titles[i], fontsize=10)
-    axes[0, 0].set_ylabel("input + grid")
-    axes[1, 0].set_ylabel("STN output")
+            axes[0, i].set_title(titles[i], fontsize=13)
+    axes[0, 0].set_ylabel("input + grid", fontsize=13)
+    axes[1, 0].set_ylabel("STN output", fontsize=13)
     fig.tight_layout()
     return fig
