@@ -194,3 +194,49 @@ def test_anchor_labels_of_a_batch_equal_each_image_alone_and_padding_counts_as_n
         for i, rows in enumerate([iou[0], iou[1, :2], iou[2], iou[3, :0]]):
             assert torch.equal(batched[i], anchor_labels(rows, 0.7, 0.3, rule))
     assert anchor_labels(torch.zeros(2, 0, 5)).tolist() == [[BACKGROUND] * 5] * 2
+
+
+def test_anchor_coverage_against_a_loop_and_its_checks():
+    from course_lib.detection import anchor_coverage
+    boxes, anchors = random_boxes(30, seed=5), make_anchors((8, 8), 8, [10, 16, 24], [1, 2])
+    got = anchor_coverage(boxes, anchors, thresholds=(0.3, 0.5, 0.7))
+    iou = iou_loop(boxes, anchors)
+    for t in (0.3, 0.5, 0.7):
+        slow = sum(max(row) >= t for row in iou.tolist()) / len(boxes)
+        assert got[t] == pytest.approx(slow)
+    assert anchor_coverage(anchors[:3], anchors) == {0.5: 1.0, 0.7: 1.0}          # an anchor covers itself
+    with pytest.raises(ValueError, match="no gt boxes"):
+        anchor_coverage(torch.zeros(0, 4), anchors)
+
+
+def own_anchors_loop(boxes, labels, anchors, **matching):
+    """For each real box k: is some OBJECT anchor matched to it (match_anchors' own matched index)?"""
+    out = torch.zeros(labels.shape, dtype=torch.bool)
+    for b in range(len(boxes)):
+        slots = [k for k in range(labels.shape[1]) if labels[b, k] >= 0]
+        anchor_label, matched = match_anchors(anchors, boxes[b, slots], **matching)
+        for a in range(len(anchors)):
+            if anchor_label[a] == OBJECT:
+                out[b, slots[int(matched[a])]] = True
+    return out
+
+
+@pytest.mark.parametrize("low_quality", [True, False])
+def test_own_object_anchors_against_a_loop(low_quality):
+    from course_lib.detection import anchor_labels, own_object_anchors
+    g = torch.Generator().manual_seed(2)
+    boxes = torch.stack([random_boxes(5, seed=s, size=48.0) for s in range(12)])      # (12, 5, 4)
+    labels = torch.randint(-1, 10, (12, 5), generator=g)                              # -1: padding slots
+    labels[0] = -1                                                                    # a canvas without digits
+    boxes[1, 1] = boxes[1, 0]                                                         # two equal boxes
+    anchors = make_anchors((8, 8), 8, [10, 16, 24], [1, 2])
+    rule = lambda iou: anchor_labels(iou, 0.7, 0.3, allow_low_quality=low_quality)
+    got = own_object_anchors(boxes, labels, anchors, match=rule)
+    assert torch.equal(got, own_anchors_loop(boxes, labels, anchors, allow_low_quality=low_quality))
+    assert not got[labels < 0].any() and not got[1, 1] and got[1, 0] == (labels[1, 0] >= 0)
+    strict = own_object_anchors(boxes, labels, anchors, match=lambda iou: anchor_labels(iou, allow_low_quality=False))
+    assert (got | strict).equal(got)                                                  # the rule only adds anchors
+    mine = own_object_anchors(boxes, labels, anchors, match=rule, iou=lambda a, b: iou_loop(a, b))
+    assert torch.equal(mine, got)
+    with pytest.raises(ValueError, match=r"\(B, K, 4\)"):
+        own_object_anchors(boxes[0], labels[0], anchors)

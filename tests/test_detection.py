@@ -210,3 +210,30 @@ def test_the_lessons_figures_draw():
     fig = plot_detection_history(history, {"mAP@0.5": 0.0})
     assert len(fig.axes) == 3
     plt.close("all")
+
+
+def test_missed_fraction_against_a_loop():
+    from course_lib.detection import missed_fraction
+    g = torch.Generator().manual_seed(4)
+    targets, predictions = [], []
+    for n_gt, n_det in ((3, 4), (0, 2), (2, 0), (4, 6)):
+        xy = torch.rand(n_gt, 2, generator=g) * 40
+        gt = torch.cat([xy, xy + 10], 1)
+        targets.append({"boxes": gt, "labels": torch.randint(0, 3, (n_gt,), generator=g)})
+        pick = torch.randint(0, max(n_gt, 1), (n_det,), generator=g)
+        boxes = (gt[pick] if n_gt else torch.zeros(n_det, 4)) + torch.rand(n_det, 4, generator=g) * 4
+        predictions.append({"boxes": boxes, "scores": torch.rand(n_det, generator=g),
+                            "labels": torch.randint(0, 3, (n_det,), generator=g)})
+    missed = 0
+    for p, t in zip(predictions, targets):                       # VOC rule written out, highest score first
+        used = [False] * len(t["boxes"])
+        for k in sorted(range(len(p["scores"])), key=lambda k: -float(p["scores"][k])):
+            ious = [(float(box_iou(p["boxes"][k:k + 1], t["boxes"][j:j + 1])), j) for j in range(len(used))
+                    if not used[j] and t["labels"][j] == p["labels"][k]]
+            if ious and max(ious)[0] >= 0.5:
+                used[max(ious, key=lambda v: (v[0], -v[1]))[1]] = True
+        missed += used.count(False)
+    assert missed_fraction(predictions, targets) == pytest.approx(missed / 9)
+    assert 0 < missed < 9
+    with pytest.raises(ValueError, match="no gt boxes"):
+        missed_fraction(predictions[1:2], targets[1:2])

@@ -836,7 +836,7 @@ LIBRARY_WRAPPERS = {     # a "solution" that hands each checker's inputs to cour
     "check_decode_boxes": lambda deltas, anchors: ex_detection.decode_boxes(deltas, anchors),
     "check_nms": lambda boxes, scores, threshold: ex_detection.nms(boxes, scores, threshold),
     "check_soft_argmax": lambda h: soft_argmax2d(h),
-    "check_render_heatmaps": lambda k, size, sigma: ex.check_render_heatmaps.fallback(k, size, sigma),
+    "check_heatmap_target": lambda k, stride, size, sigma: ex.check_heatmap_target.fallback(k, stride, size, sigma),
     "check_pck": lambda pred, gt, t: float(pck(pred, gt, t)),
 }
 

@@ -226,6 +226,21 @@ def test_plot_comparison_bars_error_bars_seeds_and_chance():
     assert not plot_comparison(RESULTS, "MAP@R").layout.shapes                     # no chance given: no line
 
 
+def test_plot_comparison_zoom_writes_an_off_scale_chance_as_a_note():
+    import statistics
+
+    from course_lib.viz import plot_comparison
+    fig = plot_comparison({"CNN": [11.0, 12.0], "ST-CNN": [4.0, 6.0]}, "error (%)", chance=90.0, zoom=1.5,
+                          fmt="{:.0f} %")
+    top = 1.5 * (11.5 + statistics.stdev([11.0, 12.0]))                             # 1.5 x the highest error bar
+    assert fig.layout.yaxis.range == pytest.approx((0, top))
+    assert not fig.layout.shapes                                                     # no line far above the bars
+    assert [a.text for a in fig.layout.annotations] == ["chance 90 %, off scale"]
+    near = plot_comparison({"a": [0.5, 0.6]}, "MAP@R", chance=0.5, zoom=1.5)          # chance in range: drawn
+    assert [(s.y0, s.y1) for s in near.layout.shapes] == [(0.5, 0.5)]
+    assert [a.text for a in near.layout.annotations] == ["chance 0.500"]
+
+
 @pytest.mark.parametrize("results, match", [({}, "at least one"), ({"a": []}, "one per seed"),
                                             ({"a": [[0.1, 0.2]]}, "one per seed")])
 def test_plot_comparison_rejects_empty_input(results, match):
@@ -452,6 +467,18 @@ def test_heatmap_viewer_marks_argmax_soft_argmax_and_truth():
     assert len(fig2.axes) == 7
     fig3 = show_poses(torch.rand(3, 1, 64, 64), {"truth": truth, "guess": truth + 1}, n=3)
     assert len(fig3.axes) == 3
+
+
+def test_plot_fields_draws_one_panel_per_field_with_arrows_on_the_limb():
+    from course_lib.pose import render_paf
+    from course_lib.viz import plot_fields
+    starts, ends = torch.tensor([[10.0, 10.0], [30.0, 12.0]]), torch.tensor([[20.0, 25.0], [22.0, 30.0]])
+    field = render_paf(starts[None], ends[None], (40, 40))[0]                          # (2, 40, 40)
+    fig = plot_fields(torch.rand(1, 40, 40), {"truth": field, "half": field / 2}, starts, ends)
+    assert [ax.get_title() for ax in fig.axes] == ["truth", "half"]
+    quiver = fig.axes[0].collections[0]
+    assert len(quiver.U) == int((field.norm(dim=0) > 0.05).sum()) > 0              # one arrow per pixel on a limb
+    assert fig.axes[0].get_xlim() == (4.0, 36.0) and fig.axes[0].get_ylim() == (36.0, 4.0)   # zoomed, y down
 
 
 def test_show_source_prints_the_lines_and_says_what_to_pass(capsys):

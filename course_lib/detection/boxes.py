@@ -1,5 +1,6 @@
 """Boxes for detection with anchors, written to be read: IoU, non-maximum suppression, anchors on a feature
-grid, the Faster R-CNN box deltas, and the matching of anchors to ground-truth boxes.
+grid, the Faster R-CNN box deltas, the matching of anchors to ground-truth boxes, and how well anchors cover
+the boxes (``anchor_coverage``, ``own_object_anchors``).
 
 Every box is ``(x1, y1, x2, y2)`` in pixels, x to the right and y down, with x1 <= x2 and y1 <= y2: the
 corners of the box, so its width is x2 - x1 (no "+ 1": pixel coordinates are continuous here, as in
@@ -8,13 +9,14 @@ torchvision). A box with x1 == x2 or y1 == y2 is allowed and has area 0.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 __all__ = ["BACKGROUND", "IGNORED", "OBJECT", "DELTA_CLIP", "box_area", "box_iou", "nms", "make_anchors",
-           "centre_size", "encode_boxes", "decode_boxes", "match_anchors", "anchor_labels"]
+           "centre_size", "encode_boxes", "decode_boxes", "match_anchors", "anchor_labels", "anchor_coverage",
+           "own_object_anchors"]
 
 
 BACKGROUND, IGNORED, OBJECT = 0, -1, 1                 # anchor labels returned by match_anchors
@@ -212,3 +214,51 @@ def anchor_labels(iou: Tensor, high: float = 0.7, low: float = 0.3, allow_low_qu
         is_best = (iou == best_of_gt) & (best_of_gt > 0)               # (..., G, A)
         labels[is_best.any(dim=-2)] = OBJECT
     return labels
+
+
+# --- how well the anchors cover the gt boxes
+
+def anchor_coverage(boxes: Tensor, anchors: Tensor, thresholds: Sequence[float] = (0.5, 0.7)) -> dict[float, float]:
+    """Share of the gt boxes (G, 4) whose best anchor (A, 4) reaches each IoU threshold: {threshold: share}.
+
+    A box whose best IoU stays below the object threshold (0.7) is an object at no anchor unless the
+    best-anchor rule gives it one. The second box below overlaps the anchor by 32 / 64 = 0.5:
+
+    >>> anchor_coverage(torch.tensor([[0.0, 0, 8, 8], [0, 0, 4, 8]]), torch.tensor([[0.0, 0, 8, 8]]))
+    {0.5: 1.0, 0.7: 0.5}
+    """
+    _check_boxes(boxes, "boxes")
+    if len(boxes) == 0:
+        raise ValueError("no gt boxes: the coverage of an empty set is undefined")
+    best = box_iou(boxes, anchors).max(dim=1).values                    # (G,) each box's best anchor
+    return {t: float((best >= t).float().mean()) for t in thresholds}
+
+
+def own_object_anchors(boxes: Tensor, labels: Tensor, anchors: Tensor,
+                       match: Callable[[Tensor], Tensor] = anchor_labels,
+                       iou: Callable[[Tensor, Tensor], Tensor] = box_iou) -> Tensor:
+    """Which gt boxes have an object anchor of their own: an anchor labelled OBJECT whose best gt box is this one.
+
+    boxes (B, K, 4) and labels (B, K), padded with label -1 (as in ``Canvases``); anchors (A, 4) -> (B, K)
+    bool, False on padding. ``match`` turns an IoU matrix (G, A) into anchor labels (A,) (default
+    :func:`anchor_labels` at 0.7 / 0.3 with the best-anchor rule); ``iou`` (G, 4), (A, 4) -> (G, A).
+    Pass your own of both to measure your matching rule. Two digits in one grid cell are both found only
+    if each has such an anchor. Two equal boxes tie for every anchor, which goes to the first:
+
+    >>> anchors = make_anchors((2, 2), 8, sizes=[8], ratios=[1])          # four 8 x 8 anchors
+    >>> boxes = torch.tensor([[[0.0, 0, 8, 8], [0, 0, 8, 8], [8, 8, 16, 16]]])
+    >>> own_object_anchors(boxes, torch.tensor([[1, 2, 3]]), anchors).tolist()
+    [[True, False, True]]
+    """
+    if boxes.dim() != 3 or boxes.shape[-1] != 4 or labels.shape != boxes.shape[:2]:
+        raise ValueError(f"boxes must be (B, K, 4) and labels (B, K), got {tuple(boxes.shape)} and "
+                         f"{tuple(labels.shape)}: pass a Canvases' .boxes and .labels")
+    own = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
+    for b in range(len(boxes)):
+        real = (labels[b] >= 0).nonzero()[:, 0]                         # (G,) the slots that hold a box
+        if len(real) == 0:
+            continue
+        overlap = iou(boxes[b, real], anchors)                          # (G, A)
+        objects = match(overlap) == OBJECT                              # (A,)
+        own[b, real[overlap.argmax(dim=0)[objects]]] = True             # each object anchor's best gt box
+    return own

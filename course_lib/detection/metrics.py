@@ -8,7 +8,7 @@ from torch import Tensor
 from .boxes import box_iou
 from .detector import Canvases, detect
 
-__all__ = ["detection_pr", "detection_map", "match_detections", "detection_scores"]
+__all__ = ["detection_pr", "detection_map", "match_detections", "missed_fraction", "detection_scores"]
 
 
 def detection_pr(predictions: list[dict], targets: list[dict], label: int, iou_threshold: float = 0.5
@@ -88,6 +88,25 @@ def match_detections(prediction: dict, target: dict, iou_threshold: float = 0.5)
         if candidates[j] >= iou_threshold:
             hit[k], found[j] = True, True
     return hit, found
+
+
+def missed_fraction(predictions: list[dict], targets: list[dict], iou_threshold: float = 0.5) -> float:
+    """Share of all gt boxes, over the images, that no detection finds by the rule of :func:`match_detections`
+    (right class, IoU >= iou_threshold, each detection finds one box). One dict per image, as detection_pr.
+
+    >>> target = {"boxes": torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]]), "labels": torch.tensor([3, 5])}
+    >>> found = {"boxes": torch.tensor([[0.0, 0, 10, 9], [20, 20, 30, 30]]), "scores": torch.tensor([0.9, 0.8]),
+    ...          "labels": torch.tensor([3, 4])}                       # the second box has the wrong digit
+    >>> missed_fraction([found], [target])
+    0.5
+    """
+    if len(predictions) != len(targets):
+        raise ValueError(f"one prediction dict per image: {len(predictions)} predictions, {len(targets)} targets")
+    n_gt = sum(len(t["boxes"]) for t in targets)
+    if n_gt == 0:
+        raise ValueError("no gt boxes in targets: the share missed is undefined")
+    missed = sum(int((~match_detections(p, t, iou_threshold)[1]).sum()) for p, t in zip(predictions, targets))
+    return missed / n_gt
 
 
 def detection_scores(model, canvases: Canvases, anchors: Tensor, score_threshold: float = 0.05,

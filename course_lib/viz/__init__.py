@@ -15,8 +15,9 @@ from .hierarchy import (dendrogram_segments, plot_class_tree, neighbour_table, p
                        class_neighbours_explorer, plot_margin_matrix)
 from .stn import grid_lines, sampling_grid_explorer, plot_sampling_grid_static, stn_browser, plot_stn_examples_static
 from .detection import (anchor_explorer, anchor_summary, plot_anchors_static, detection_viewer,
-                       plot_detections_static, plot_pr_curves)
-from .pose import draw_pose, show_poses, heatmap_viewer, plot_heatmaps_static
+                       plot_detections_static, plot_pr_curves, plot_shared_cells, plot_anchor_fit,
+                       plot_detection_history)
+from .pose import draw_pose, show_poses, heatmap_viewer, plot_heatmaps_static, plot_fields
 from .source import source_of, show_source
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "dendrogram_segments", "plot_class_tree", "neighbour_table", "plot_class_neighbours_static",
     "class_neighbours_explorer", "plot_margin_matrix", "grid_lines", "sampling_grid_explorer",
     "plot_sampling_grid_static", "stn_browser", "plot_stn_examples_static", "anchor_explorer", "anchor_summary",
-    "plot_anchors_static", "detection_viewer", "plot_detections_static", "plot_pr_curves", "draw_pose",
-    "show_poses", "heatmap_viewer", "plot_heatmaps_static", "source_of", "show_source",
+    "plot_anchors_static", "detection_viewer", "plot_detections_static", "plot_pr_curves", "plot_shared_cells",
+    "plot_anchor_fit", "plot_detection_history", "draw_pose",
+    "show_poses", "heatmap_viewer", "plot_heatmaps_static", "plot_fields", "source_of", "show_source",
 ]
