@@ -16,6 +16,7 @@ from .metrics import (nearest_neighbours, precision_at_1, recall_at_k, map_at_r,
 from .mining import (count_triplets, DIFFICULTY, triplet_difficulty, all_triplets, batch_hard_triplets,
                     semi_hard_triplets, distance_weighted_triplets)
 from .models import EmbeddingNet
+from .proxies import cosine_logits, normalized_softmax_loss, arcface_loss, proxy_nca_loss, ClassProxies
 from .samplers import ClassIndex, PKSampler, PairSampler, TripletSampler
 from .steps import pk_step, miner_loss, mask_miner
 
@@ -29,5 +30,6 @@ __all__ = [
     "verification_roc", "roc_auc", "best_threshold", "average_precision_at_r", "count_triplets", "DIFFICULTY",
     "triplet_difficulty", "all_triplets", "batch_hard_triplets", "semi_hard_triplets",
     "distance_weighted_triplets", "EmbeddingNet", "ClassIndex", "PKSampler", "PairSampler", "TripletSampler",
-    "pk_step", "miner_loss", "mask_miner",
+    "pk_step", "miner_loss", "mask_miner", "cosine_logits", "normalized_softmax_loss", "arcface_loss",
+    "proxy_nca_loss", "ClassProxies",
 ]
