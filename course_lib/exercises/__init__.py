@@ -10,6 +10,7 @@ from .similarity import (check_average_precision_at_r, check_batch_all_loss, che
 from .hierarchy import check_htl_loss, check_nearest_classes
 from .stn import check_affine_theta, check_bilinear_weights, check_spatial_transformer
 from .detection import check_anchor_labels, check_box_iou, check_decode_boxes, check_encode_boxes, check_nms
+from .proxies import check_arcface_loss, check_normalized_softmax_loss, check_proxy_nca_loss
 from .pose import check_pck, check_heatmap_target, check_soft_argmax
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "check_affine_theta", "check_bilinear_weights", "check_spatial_transformer",
     "check_box_iou", "check_encode_boxes", "check_anchor_labels", "check_decode_boxes", "check_nms",
     "check_heatmap_target", "check_soft_argmax", "check_pck",
+    "check_normalized_softmax_loss", "check_arcface_loss", "check_proxy_nca_loss",
 ]
