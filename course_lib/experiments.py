@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Sequence
 from torch import Tensor, nn
 
 from .core.runtime import seed_everything
-from .core.training import History, StepFn, cosine_schedule, fit
+from .core.training import History, StepFn, cosine_schedule, embed, fit
 from .similarity.evaluation import retrieval_scores
 from .similarity.hierarchy import (
     AnchorNeighbourSampler,
@@ -21,12 +21,15 @@ from .similarity.hierarchy import (
     RebuildEachEpoch,
     nearest_classes,
 )
-from .similarity.losses import batch_all_triplet_loss, hierarchical_triplet_loss
+from .similarity.losses import batch_all_triplet_loss, batch_contrastive_loss, hierarchical_triplet_loss
+from .similarity.metrics import map_at_r, precision_at_1
+from .similarity.proxies import ClassProxies, EmbedderWithProxies
 from .similarity.samplers import PKSampler
 from .similarity.steps import pk_step
 
 __all__ = ["over_seeds", "Build", "train_run", "train_over_seeds", "mean_sd", "Recipe", "recipe_loss",
-           "recipe_setup", "recipe_name", "candidate_recipes", "best_recipe", "choose_settings"]
+           "recipe_setup", "recipe_name", "candidate_recipes", "best_recipe", "choose_settings", "Method",
+           "method_setup", "train_with_curves", "compare", "first_reach"]
 
 
 def over_seeds(train: Callable[[int], dict[str, float]], seeds: Sequence[int] | int) -> dict[str, list[float]]:
@@ -196,3 +199,110 @@ def recipe_setup(recipe: Recipe, make_net: Callable[[], nn.Module], images: Tens
                                              nearest=nearest)
         return model, batches, pk_step(images, labels, recipe_loss(recipe, live, beta, htl))
     return build
+
+
+@dataclass(frozen=True)
+class Method:
+    """One contender of lesson 08's reality check: a loss and the value of its one tuned setting.
+
+    ``Method("contrastive", 1.0)``: margin 1.0 on all pairs of the batch; ``Method("triplet", 0.2)``: batch-all,
+    margin 0.2; ``Method("normalized softmax", 16)``: scale 16; ``Method("ArcFace", 0.5)``: margin 0.5 rad at
+    scale ``ARCFACE_SCALE``; ``Method("Proxy-NCA", 8)``: scale 8.
+    """
+    loss: str
+    value: float
+
+    SETTINGS = {"contrastive": "margin", "triplet": "margin", "normalized softmax": "scale", "ArcFace": "margin",
+                "Proxy-NCA": "scale"}
+    ARCFACE_SCALE = 16.0
+
+    def __post_init__(self):
+        if self.loss not in self.SETTINGS:
+            raise ValueError(f"loss must be one of {list(self.SETTINGS)}, got {self.loss!r}")
+
+    @property
+    def uses_proxies(self) -> bool:
+        return self.loss in ("normalized softmax", "ArcFace", "Proxy-NCA")
+
+    def options(self) -> dict[str, float]:
+        """The keyword arguments of the loss function: {"margin": 0.5, "scale": 16.0} for ArcFace, ..."""
+        extra = {"scale": self.ARCFACE_SCALE} if self.loss == "ArcFace" else {}
+        return {self.SETTINGS[self.loss]: float(self.value), **extra}
+
+    def __str__(self) -> str:
+        return f"{self.loss}, {self.SETTINGS[self.loss]} {self.value:g}"
+
+
+def method_setup(method: Method, make_net: Callable[[], nn.Module], images: Tensor, labels: Tensor, *,
+                 classes_per_batch: int, per_class: int, steps: int,
+                 losses: dict[str, Callable] | None = None) -> Build:
+    """``build(seed) -> (model, batches, step)`` for :func:`train_run`: the same network (``make_net()``), the
+    same P x K batches (seeded by the run's seed) and the same steps for every method; only the loss differs.
+
+    images (N, ...), labels (N,): the training set on the model's device. Pair and triplet losses get the
+    network's embeddings; proxy losses train one class vector per training class beside the network
+    (:class:`EmbedderWithProxies`, one optimizer). ``losses``: your own loss functions by name ("normalized
+    softmax", "ArcFace", "Proxy-NCA"), with the signature of course_lib's; the others are course_lib's.
+    """
+    classes = labels.unique().tolist()
+
+    def build(seed: int):
+        net = make_net()
+        batches = PKSampler(labels, classes_per_batch, per_class, steps=steps, seed=seed)
+        if method.loss == "contrastive":
+            return net, batches, pk_step(images, labels, lambda e, y: batch_contrastive_loss(e, y, method.value))
+        if method.loss == "triplet":
+            return net, batches, pk_step(images, labels, lambda e, y: batch_all_triplet_loss(e, y, method.value))
+        names = {"normalized softmax": "normalized softmax", "ArcFace": "arcface", "Proxy-NCA": "proxy-nca"}
+        loss = (losses or {}).get(method.loss, names[method.loss])
+        dim = net(images[:2]).shape[1]
+        proxies = ClassProxies(classes, dim, loss, **method.options()).to(images.device)
+        model = EmbedderWithProxies(net, proxies)
+        return model, batches, pk_step(images, labels, model.loss)
+    return build
+
+
+def train_with_curves(build: Build, seeds: Sequence[int] | int, *, epochs: int, test: tuple[Tensor, Tensor],
+                      lr: float = 1e-3) -> dict[str, list]:
+    """:func:`train_run` from every seed, scored on ``test = (x, y)`` after every epoch.
+
+    Returns lists with one entry per seed: "P@1", "MAP@R" (final), "seconds" (training time, evaluation
+    left out), "curve" (MAP@R after each epoch), "epoch seconds" (training time of each epoch), "AP@R"
+    (the final per-query AP@R, a (Q,) tensor: its standard error is the test set's own sampling error),
+    "embeddings" (the final test embeddings, on the CPU) and "model" (the trained network).
+    """
+    x, y = test
+    out: dict[str, list] = {k: [] for k in ("P@1", "MAP@R", "seconds", "curve", "epoch seconds", "AP@R",
+                                           "embeddings", "model")}
+    for seed in ([*range(seeds)] if isinstance(seeds, int) else list(seeds)):
+        model, history = train_run(build, seed, epochs=epochs, lr=lr,
+                                   evaluate=lambda m: {"MAP@R": map_at_r(embed(m, x), y)})
+        e = embed(model, x)
+        aps = map_at_r(e, y, reduction="none")
+        for key, value in (("P@1", precision_at_1(e, y)), ("MAP@R", aps.double().mean().item()),
+                           ("seconds", sum(r["seconds"] for r in history.epochs)),
+                           ("curve", [r["MAP@R"] for r in history.epochs]),
+                           ("epoch seconds", [r["seconds"] for r in history.epochs]),
+                           ("AP@R", aps.cpu()), ("embeddings", e.cpu()), ("model", model)):
+            out[key].append(value)
+    return out
+
+
+def compare(a: Sequence[float], b: Sequence[float], floor: float = 0.0) -> tuple[float, float, str]:
+    """Is the mean of ``a`` really above that of ``b``? -> (gap, noise, word).
+
+    noise = the larger of the two sds over seeds and ``floor`` (e.g. the test set's own sampling error);
+    the word is "ahead" when gap > 2 noise, "behind" when gap < -2 noise, else "within the spread". A rule of
+    thumb, not a test: it keeps one lucky seed from deciding a comparison.
+    """
+    (mean_a, sd_a), (mean_b, sd_b) = mean_sd(a), mean_sd(b)
+    gap, noise = mean_a - mean_b, max(sd_a, sd_b, floor)
+    return gap, noise, "ahead" if gap > 2 * noise else "behind" if gap < -2 * noise else "within the spread"
+
+
+def first_reach(curve: Sequence[float], xs: Sequence[float], target: float) -> float:
+    """The first x (step, second) at which ``curve`` reaches ``target``; inf if it never does. curve and xs:
+    one value per epoch."""
+    if len(curve) != len(xs):
+        raise ValueError(f"curve and xs need one value per epoch each, got {len(curve)} and {len(xs)}")
+    return next((float(x) for c, x in zip(curve, xs) if c >= target), math.inf)

@@ -9,12 +9,13 @@ from torch import Tensor, nn
 
 from ..core.checks import check_embeddings, check_labels
 from ..core.training import embed
-from .distances import paired_distances
+from .distances import paired_distances, pairwise_distances
 from .metrics import map_at_r, precision_at_1
 from .samplers import PairSampler
 
 __all__ = ["retrieval_scores", "chance_levels", "effective_rank", "relative_spread", "collapse_report",
-           "sample_pair_distances", "registration_report"]
+           "sample_pair_distances", "registration_report", "verification_accuracy", "genuine_impostor_distances",
+           "identification_accuracy", "identification_from_pairs"]
 
 
 def retrieval_scores(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, float]:
@@ -103,3 +104,64 @@ def registration_report(model: nn.Module, known: tuple[Tensor, Tensor], register
     return {"verification of newcomer pairs": ((d <= threshold) == same).float().mean().item(),
             "which newcomer?": precision_at_1(queries, new_y, e_reg, registered[1]),
             "which of all classes?": precision_at_1(queries, new_y, gallery, gallery_y)}
+
+
+def verification_accuracy(distances: Tensor, same: Tensor, threshold: float) -> float:
+    """Share of pairs judged right by "same if d <= threshold". distances, same: (B,)."""
+    if distances.shape != same.shape or distances.ndim != 1 or len(distances) == 0:
+        raise ValueError(f"distances and same must both be (B,) with B > 0, got {tuple(distances.shape)} and "
+                         f"{tuple(same.shape)}")
+    return ((distances <= threshold) == same.bool()).float().mean().item()
+
+
+def genuine_impostor_distances(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Distances of every pair i < j: (genuine: same class, impostor: different classes), two 1-D tensors."""
+    check_embeddings(embeddings)
+    check_labels(labels, len(embeddings))
+    d = pairwise_distances(embeddings.float())
+    i, j = torch.triu_indices(len(labels), len(labels), offset=1, device=labels.device)
+    same = labels[i] == labels[j]
+    return d[i, j][same], d[i, j][~same]
+
+
+def identification_accuracy(embeddings: Tensor, labels: Tensor, gallery_size: int, trials: int = 100,
+                            seed: int = 0) -> float:
+    """Rank-1 identification with a gallery of ``gallery_size`` people (classes): each trial draws that many
+    classes, enrols ONE random image of each (the gallery), and asks, for every other image of those classes
+    (the probes), which gallery image is nearest. Mean share of right answers over ``trials`` draws.
+    Chance is 1 / gallery_size. embeddings: (N, D), labels: (N,), every class with at least two images.
+    """
+    check_embeddings(embeddings)
+    check_labels(labels, len(embeddings))
+    classes, counts = labels.unique(return_counts=True)
+    if not 1 <= gallery_size <= len(classes) or (counts < 2).any():
+        raise ValueError(f"gallery_size must be 1 … {len(classes)} (the classes present), got {gallery_size}, "
+                         "and every class needs two images (one enrolled, one probe)")
+    d = pairwise_distances(embeddings.float())                              # (N, N)
+    g = torch.Generator().manual_seed(seed)
+    hits, total = 0, 0
+    places = torch.arange(len(labels), device=labels.device)
+    for _ in range(trials):
+        chosen = classes[torch.randperm(len(classes), generator=g)[:gallery_size]]                   # (G,)
+        order = torch.randperm(len(labels), generator=g).to(labels.device)
+        first = torch.full((int(labels.max()) + 1,), len(labels), device=labels.device)
+        first = first.scatter_reduce(0, labels[order], places, "amin")         # each class's first place in order
+        enrolled = order[first[chosen]]                                        # (G,) one random image per class
+        probes = torch.isin(labels, chosen) & ~torch.isin(places, enrolled)
+        nearest = d[probes][:, enrolled].argmin(1)                             # (P,) index into the gallery
+        hits += int((chosen[nearest] == labels[probes]).sum())
+        total += int(probes.sum())
+    return hits / total
+
+
+def identification_from_pairs(genuine: Tensor, impostor: Tensor, gallery_sizes: list[int]) -> list[float]:
+    """What the verification distances predict for identification: a probe is named right when its genuine
+    distance beats all G - 1 impostors. If each impostor were an independent draw from ``impostor``, that
+    happens with probability P(impostor > d)^(G-1) for a genuine distance d; the mean over ``genuine``
+    for every gallery size G. genuine, impostor: 1-D distances.
+    """
+    if genuine.ndim != 1 or impostor.ndim != 1 or not len(genuine) or not len(impostor):
+        raise ValueError("genuine and impostor must be non-empty 1-D tensors of distances")
+    ordered = impostor.double().sort().values
+    beaten = 1 - torch.searchsorted(ordered, genuine.double(), right=True) / len(ordered)   # P(impostor > d)
+    return [float((beaten ** (size - 1)).mean()) for size in gallery_sizes]

@@ -11,7 +11,7 @@ from .distances import paired_distances, pairwise_distances
 from .hierarchy import ClassTree
 from .labels import label_masks, positive_pairs
 
-__all__ = ["contrastive_loss", "triplet_loss", "batch_all_triplet_loss", "batch_hard_triplet_loss",
+__all__ = ["contrastive_loss", "batch_contrastive_loss", "triplet_loss", "batch_all_triplet_loss", "batch_hard_triplet_loss",
            "class_margin_triplet_loss", "hierarchical_triplet_loss"]
 
 
@@ -45,6 +45,33 @@ def contrastive_loss(x1: Tensor, x2: Tensor, same: Tensor, margin: float = 1.0, 
     s = same.to(d.dtype)
     per_pair = 0.5 * s * d.pow(2) + 0.5 * (1 - s) * (margin - d).clamp_min(0).pow(2)   # (B,)
     return per_pair.mean() if reduction == "mean" else per_pair
+
+
+def batch_contrastive_loss(embeddings: Tensor, labels: Tensor, margin: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+    """The contrastive loss of every pair in a batch (lesson 08's pair baseline). embeddings: (B, D), labels: (B,).
+
+        L = 1/2 mean over positive pairs of d²  +  1/2 mean over ACTIVE negative pairs of max(0, margin - d)²
+
+    Positive and negative pairs are averaged separately: a P x K batch of 16 classes holds 15 times more
+    negative pairs than positive ones, and the negatives already farther than the margin (loss 0) are left out
+    of their mean, as batch-all leaves out inactive triplets. Returns ``(loss, {"active": share of negative
+    pairs inside the margin})``; 0 with a gradient where there is no pair of a kind.
+
+    >>> e, y = torch.tensor([[0.0], [1.0], [1.5], [3.0]]), torch.tensor([0, 0, 1, 1])
+    >>> loss, stats = batch_contrastive_loss(e, y, margin=1.0)   # positives 1 and 1.5; negatives 0.5 (active), 1.5, 3, 2
+    >>> round(loss.item(), 4), stats["active"].item()            # (1 + 2.25) / 4 + 0.25 / 2
+    (0.9375, 0.25)
+    """
+    check_labels(labels, len(embeddings) if isinstance(embeddings, Tensor) else None)
+    if margin <= 0:
+        raise ValueError(f"margin must be positive, got {margin}")
+    pos, neg = label_masks(labels)                                   # (B, B) each
+    sq = pairwise_distances(embeddings, squared=True)                # (B, B)
+    hinge = (margin - pairwise_distances(embeddings)).clamp_min(0) ** 2
+    active = neg & (hinge > 0)
+    pulled = (sq * pos).sum() / pos.sum().clamp_min(1)               # no `if`: no host-device sync per step
+    pushed = (hinge * active).sum() / active.sum().clamp_min(1)
+    return 0.5 * pulled + 0.5 * pushed, {"active": active.sum() / neg.sum().clamp_min(1)}
 
 
 def triplet_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 0.2,

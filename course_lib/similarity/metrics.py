@@ -84,12 +84,13 @@ def recall_at_k(embeddings: Tensor, labels: Tensor, k: int, reference: Tensor | 
 
 
 def map_at_r(embeddings: Tensor, labels: Tensor, reference: Tensor | None = None,
-             ref_labels: Tensor | None = None) -> float:
+             ref_labels: Tensor | None = None, reduction: str = "mean") -> float | Tensor:
     """Mean average precision at R (Musgrave, Belongie & Lim 2020, "A metric learning reality check").
 
     For a query with R same-label references, look at its R nearest neighbours and average the
     precision at each rank i <= R where the neighbour is relevant:  (1/R) sum_i P(i) * rel(i).
     A perfect ranking scores 1. Queries with R = 0 have nothing to find and are left out.
+    ``reduction="none"`` returns the AP@R of each counted query, (Q',), e.g. for the standard error of the mean.
 
     Two tight classes score 1. Then the point at 1.5 joins class 1 while it sits inside class 0: the
     query at 0 (R = 2) finds 1 (relevant) then 1.5 (not): AP (1/2)(1/1) = 0.5; the mean over 6 queries:
@@ -109,15 +110,17 @@ def map_at_r(embeddings: Tensor, labels: Tensor, reference: Tensor | None = None
     if not (r > 0).any():
         raise ValueError("no query has a same-label reference, so MAP@R is undefined: "
                          "every class needs at least two samples (or one in the reference set)")
-    total, counted = 0.0, 0
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    aps = []
     for rows, near in _neighbour_labels(embeddings, labels, reference, ref_labels, int(r.max())):
         rq = r[rows]                                                                  # (q,)
         ranks = torch.arange(1, near.shape[1] + 1, device=near.device)                # (Rmax,)
         rel = ((near == labels[rows, None]) & (ranks[None, :] <= rq[:, None])).float()  # only the first R count
         ap = (rel.cumsum(1) / ranks * rel).sum(1) / rq.clamp_min(1)                   # (q,) sum P(i) rel(i) / R
-        total += ap[rq > 0].sum().item()
-        counted += int((rq > 0).sum())
-    return total / counted
+        aps.append(ap[rq > 0])
+    aps = torch.cat(aps)
+    return aps if reduction == "none" else aps.double().mean().item()
 
 
 def _check_pairs(distances: Tensor, same: Tensor) -> None:

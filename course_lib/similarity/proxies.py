@@ -7,14 +7,17 @@ All three normalize both the embeddings and the class vectors, so that only dire
 from __future__ import annotations
 
 import math
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+
 from torch import Tensor, nn
 
 from ..core.checks import check_labels
 
-__all__ = ["cosine_logits", "normalized_softmax_loss", "arcface_loss", "proxy_nca_loss", "ClassProxies"]
+__all__ = ["cosine_logits", "normalized_softmax_loss", "arcface_loss", "proxy_nca_loss", "ClassProxies",
+           "EmbedderWithProxies", "proxy_snapshot"]
 
 # cos θ is clamped to [-1 + EPS, 1 - EPS] before acos: acos has an infinite slope at ±1, which gives NaN
 # gradients when an embedding lies exactly on its class vector (or opposite it).
@@ -84,19 +87,67 @@ def proxy_nca_loss(embeddings: Tensor, labels: Tensor, proxies: Tensor, scale: f
 
 
 class ClassProxies(nn.Module):
-    """One learned vector per class, (C, D), and the loss that uses them: ``ClassProxies(C, D, loss)(e, y)``.
-    Give its parameters to the same optimizer as the network's.
+    """One learned vector per class, (C, D), and the loss that uses them: ``ClassProxies(classes, D, loss)(e, y)``.
+    Give its parameters to the same optimizer as the network's (:class:`EmbedderWithProxies` does).
 
-    ``loss``: ``"normalized softmax"``, ``"arcface"`` or ``"proxy-nca"``; ``options`` (scale, margin) go to it.
+    classes: the number of classes C (labels 0 … C-1), or the class labels themselves, e.g. the 70 training
+             classes of the two-digit benchmark (labels 0-99): row k then belongs to ``classes[k]``.
+    loss:    ``"normalized softmax"``, ``"arcface"``, ``"proxy-nca"``, or a function
+             ``loss(embeddings, rows, weights, **options)`` with the signature of those three (e.g. your own);
+             ``options`` (scale, margin) go to it.
     """
     LOSSES = {"normalized softmax": normalized_softmax_loss, "arcface": arcface_loss, "proxy-nca": proxy_nca_loss}
 
-    def __init__(self, classes: int, dim: int, loss: str = "normalized softmax", **options: float):
+    def __init__(self, classes: int | Sequence[int], dim: int, loss: str | Callable = "normalized softmax",
+                 **options: float):
         super().__init__()
-        if loss not in self.LOSSES:
-            raise ValueError(f"loss must be one of {sorted(self.LOSSES)}, got {loss!r}")
-        self.weight = nn.Parameter(torch.randn(classes, dim) / math.sqrt(dim))
-        self.loss_name, self.options = loss, options
+        if isinstance(loss, str) and loss not in self.LOSSES:
+            raise ValueError(f"loss must be one of {sorted(self.LOSSES)} or a function, got {loss!r}")
+        labels = torch.arange(classes) if isinstance(classes, int) else torch.as_tensor(list(classes))
+        if labels.ndim != 1 or len(labels) < 1 or len(labels.unique()) != len(labels) or int(labels.min()) < 0:
+            raise ValueError(f"classes must be a positive count or distinct labels >= 0, got {classes!r}")
+        lookup = torch.full((int(labels.max()) + 1,), -1, dtype=torch.long)
+        lookup[labels] = torch.arange(len(labels))
+        self.register_buffer("lookup", lookup, persistent=False)       # label -> row (-1: not a class here)
+        self.weight = nn.Parameter(torch.randn(len(labels), dim) / math.sqrt(dim))
+        self.loss_fn = self.LOSSES[loss] if isinstance(loss, str) else loss
+        self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "your loss")
+        self.options = options
+
+    def rows(self, labels: Tensor) -> Tensor:
+        """The row of each label: (B,) labels -> (B,) rows in 0 … C-1."""
+        inside = (labels >= 0) & (labels < len(self.lookup))
+        rows = torch.where(inside, self.lookup[labels.clamp(0, len(self.lookup) - 1)], -1)
+        if (rows < 0).any():
+            unknown = sorted(set(labels[rows < 0].tolist()))
+            raise ValueError(f"labels {unknown[:5]} have no class vector: give ClassProxies every training class")
+        return rows
 
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        return self.LOSSES[self.loss_name](embeddings, labels, self.weight, **self.options)
+        return self.loss_fn(embeddings, self.rows(labels), self.weight, **self.options)
+
+
+class EmbedderWithProxies(nn.Module):
+    """A network and its class vectors, trained together by one optimizer: ``model(x)`` is the network's
+    embedding (so retrieval scores it as any other), ``model.loss(e, labels)`` the proxies' loss."""
+
+    def __init__(self, net: nn.Module, proxies: ClassProxies):
+        super().__init__()
+        self.net, self.proxies = net, proxies
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def loss(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        return self.proxies(embeddings, labels)
+
+
+def proxy_snapshot(inputs: Tensor) -> Callable[[nn.Module], Tensor]:
+    """fit's ``snapshot`` for an :class:`EmbedderWithProxies`: the embeddings of ``inputs`` (N, D) followed by
+    the C class vectors, each scaled to the embeddings' 90th-percentile length so that they are drawn among
+    the points -> (N + C, D). ``embedding_explorer(..., proxies=classes)`` draws the last C rows as stars."""
+    def snapshot(model: nn.Module) -> Tensor:
+        e = torch.cat([model(inputs[i:i + 1024]).float() for i in range(0, len(inputs), 1024)])
+        radius = e.norm(dim=1).quantile(0.9) if len(e) else torch.tensor(1.0)
+        return torch.cat([e, F.normalize(model.proxies.weight.float(), dim=1) * radius])
+    return snapshot

@@ -19,6 +19,7 @@ from .detection import (anchor_explorer, anchor_summary, plot_anchors_static, de
                        plot_detection_history)
 from .pose import draw_pose, show_poses, heatmap_viewer, plot_heatmaps_static, plot_fields
 from .source import source_of, show_source
+from .proxies import plot_target_logits, plot_convergence, plot_identification, plot_dimension_sweep
 
 __all__ = [
     "PALETTE", "MATPLOTLIB_PRESENTATION", "font_size", "use_presentation_style", "color_of", "plotly_layout",
@@ -33,4 +34,5 @@ __all__ = [
     "plot_anchors_static", "detection_viewer", "plot_detections_static", "plot_pr_curves", "plot_shared_cells",
     "plot_anchor_fit", "plot_detection_history", "draw_pose",
     "show_poses", "heatmap_viewer", "plot_heatmaps_static", "plot_fields", "source_of", "show_source",
+    "plot_target_logits", "plot_convergence", "plot_identification", "plot_dimension_sweep",
 ]

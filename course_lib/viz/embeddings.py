@@ -83,25 +83,35 @@ def _project_all(snaps: list[np.ndarray], method: str, n_epochs: int | None, see
 
 def embedding_explorer(source, labels: Tensor, images: Tensor | None = None, *, epochs: Sequence[int] | None = None,
                        class_names: Sequence[str] | None = None, method: str = "umap",
-                       umap_epochs: int | None = None, title: str = "Embedding space", seed: int = 0):
+                       umap_epochs: int | None = None, title: str = "Embedding space", seed: int = 0,
+                       proxies: Sequence[int] | Tensor | None = None):
     """An interactive 2-D view of embeddings, coloured by class.
 
     source: a History from ``fit(..., snapshot_inputs=x)``, a list of (N, D) snapshots, or one (N, D).
     labels: (N,) class of each point; images: (N, 1, H, W) shown when a point is hovered or clicked.
     The epoch slider (with a play button) replays the snapshots recorded during training.
     Click a class in the legend to hide it; double-click to show it alone.
+    proxies: the classes of C class vectors stored as the LAST C rows of every snapshot (lesson 08's
+    ``proxy_snapshot``): they are drawn as large stars in their class's colour, with a line from the origin
+    when D = 2, and moved by the slider with the points.
     """
     import ipywidgets as W
     import plotly.graph_objects as go
 
     snaps, epochs = _snapshots_of(source, epochs)
+    proxy_y = to_numpy(proxies).astype(int) if proxies is not None else np.zeros(0, dtype=int)
     y = to_numpy(labels).astype(int)
+    if any(len(s) != len(y) + len(proxy_y) for s in snaps) and len(proxy_y):
+        raise ValueError(f"with proxies, every snapshot must hold the {len(y)} points and then the {len(proxy_y)} "
+                         f"class vectors: got snapshots of {sorted({len(s) for s in snaps})} rows")
+    snaps, stars = [s[:len(y)] for s in snaps], [s[len(y):] for s in snaps]
     if y.ndim != 1 or any(len(s) != len(y) for s in snaps):
         raise ValueError(f"labels must be (N,) with one entry per point: got {y.shape} labels for "
                          f"snapshots of {sorted({len(s) for s in snaps})} points")
     if images is not None and len(images) != len(y):
         raise ValueError(f"images must have one entry per point: got {len(images)} for {len(y)} points")
-    xy = _project_all(snaps, method, umap_epochs, seed)
+    xy = _project_all([np.concatenate([s, t]) for s, t in zip(snaps, stars)], method, umap_epochs, seed)
+    xy, star_xy = [p[:len(y)] for p in xy], [p[len(y):] for p in xy]
     heading = (lambda epoch: f"{title} — epoch {epoch}") if len(snaps) > 1 else (lambda epoch: title)
     classes = np.unique(y)
     names = [str(class_names[c]) if class_names is not None else str(c) for c in classes]
@@ -116,6 +126,8 @@ def embedding_explorer(source, labels: Tensor, images: Tensor | None = None, *, 
                                     line=dict(width=0.5, color="white")),
                         customdata=idx, hovertemplate=f"class {name}<br>point %{{customdata}}<extra></extra>")
 
+    if len(proxy_y):
+        _add_proxies(fig, star_xy[-1], proxy_y, class_names, rays=snaps[0].shape[1] == 2)
     picture = W.Image(format="png", width=140, height=140, layout=W.Layout(border="1px solid #ccc"))
     picture.add_class("course-pixelated")
     caption = W.HTML()
@@ -133,7 +145,7 @@ def embedding_explorer(source, labels: Tensor, images: Tensor | None = None, *, 
 
     show(0, "<br><i>Hover over or click a point<br>to see its image.</i>")
 
-    for trace in fig.data:
+    for trace in fig.data[:len(members)]:                              # the points, not the class vectors
         trace.on_hover(show_point)
         trace.on_click(show_point)
 
@@ -148,12 +160,41 @@ def embedding_explorer(source, labels: Tensor, images: Tensor | None = None, *, 
         with fig.batch_update():
             for trace, idx in zip(fig.data, members):
                 trace.x, trace.y = points[idx, 0], points[idx, 1]
+            if len(proxy_y):
+                _move_proxies(fig, star_xy[slider.index], rays=snaps[0].shape[1] == 2)
             fig.layout.title.text = heading(slider.value)
 
     slider.observe(show_epoch, names="value")
     side = W.VBox([picture, caption], layout=W.Layout(padding="60px 0 0 10px"))
     controls = W.HBox([play, slider]) if len(epochs) > 1 else W.HBox([])
     return W.VBox([style, W.HBox([fig, side]), controls])
+
+
+def _ray_xy(stars: np.ndarray) -> tuple[list, list]:
+    """Lines from the origin to each star, separated by None (one trace)."""
+    xs = [v for x in stars[:, 0] for v in (0.0, float(x), None)]
+    ys = [v for y in stars[:, 1] for v in (0.0, float(y), None)]
+    return xs, ys
+
+
+def _add_proxies(fig, stars: np.ndarray, classes: np.ndarray, class_names, rays: bool) -> None:
+    """Two traces after the class traces: the rays (D = 2) and the stars."""
+    names = [str(class_names[c]) if class_names is not None else str(c) for c in classes]
+    if rays:
+        xs, ys = _ray_xy(stars)
+        fig.add_scatter(x=xs, y=ys, mode="lines", name="class directions", hoverinfo="skip",
+                        line=dict(color="#444", width=1.5, dash="dot"))
+    fig.add_scatter(x=stars[:, 0], y=stars[:, 1], mode="markers", name="class vectors (proxies)",
+                    marker=dict(symbol="star", size=22, color=[color_of(int(c)) for c in classes],
+                                line=dict(width=1.5, color="black")),
+                    customdata=names, hovertemplate="class vector of %{customdata}<extra></extra>")
+
+
+def _move_proxies(fig, stars: np.ndarray, rays: bool) -> None:
+    star_trace = fig.data[-1]
+    star_trace.x, star_trace.y = stars[:, 0], stars[:, 1]
+    if rays:
+        fig.data[-2].x, fig.data[-2].y = _ray_xy(stars)
 
 
 def plot_collapse(runs: dict, labels: Tensor, title: str = "The same test images under two networks"):
