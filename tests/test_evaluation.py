@@ -12,11 +12,15 @@ from course_lib.similarity import (
     chance_levels,
     collapse_report,
     effective_rank,
+    genuine_impostor_distances,
+    identification_accuracy,
+    identification_from_pairs,
     paired_distances,
     registration_report,
     relative_spread,
     retrieval_scores,
     sample_pair_distances,
+    verification_accuracy,
 )
 
 
@@ -325,3 +329,102 @@ def test_registration_report_of_separated_clusters_is_perfect():
     low = registration_report(fixed_linear(), known, registered, newcomers, threshold=-1.0)
     assert low["verification of newcomer pairs"] == pytest.approx(0.5)
     assert math.isfinite(low["which newcomer?"])
+
+
+# --- lesson 08: verification against identification ------------------------------------------------------
+
+
+def test_verification_accuracy_hand_case():
+    d = torch.tensor([0.1, 0.5, 0.9, 0.3, 0.4])
+    same = torch.tensor([True, True, False, False, True])
+    # "same if d <= 0.4": T F F T T against T T F F T -> right, wrong, right, wrong, right (d = threshold is "same")
+    assert verification_accuracy(d, same, 0.4) == pytest.approx(3 / 5)
+    assert verification_accuracy(d, same.long(), 0.4) == pytest.approx(3 / 5)          # 0/1 labels work too
+    assert verification_accuracy(d, same, 10.0) == pytest.approx(3 / 5)                 # all "same"
+    assert verification_accuracy(d, same, -1.0) == pytest.approx(2 / 5)                 # all "different"
+
+
+@pytest.mark.parametrize("d, same", [(torch.rand(4), torch.ones(3, dtype=torch.bool)),
+                                     (torch.rand(2, 2), torch.ones(2, 2, dtype=torch.bool)),
+                                     (torch.rand(0), torch.ones(0, dtype=torch.bool))])
+def test_verification_accuracy_rejects_bad_shapes(d, same):
+    with pytest.raises(ValueError, match=r"must both be \(B,\) with B > 0"):
+        verification_accuracy(d, same, 0.5)
+
+
+def test_genuine_impostor_distances_match_a_loop_over_pairs():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(11, 3, generator=g), torch.randint(0, 3, (11,), generator=g)
+    genuine, impostor = genuine_impostor_distances(x, y)
+    slow_g = [float((x[i] - x[j]).norm()) for i in range(11) for j in range(i + 1, 11) if y[i] == y[j]]
+    slow_i = [float((x[i] - x[j]).norm()) for i in range(11) for j in range(i + 1, 11) if y[i] != y[j]]
+    torch.testing.assert_close(genuine, torch.tensor(slow_g), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(impostor, torch.tensor(slow_i), atol=1e-5, rtol=1e-5)
+    assert len(genuine) + len(impostor) == 11 * 10 // 2
+    one_class = genuine_impostor_distances(x, torch.zeros(11, dtype=torch.long))
+    assert len(one_class[0]) == 55 and len(one_class[1]) == 0
+    with pytest.raises(ValueError, match="one label per embedding"):
+        genuine_impostor_distances(x, y[:5])
+
+
+def test_identification_of_separated_classes_is_perfect_for_every_gallery_size():
+    x, y = clusters(n_classes=6, per_class=4, spread=0.1)
+    y = torch.tensor([3, 17, 42, 77, 80, 99])[y]                     # labels with gaps
+    assert [identification_accuracy(x, y, size, trials=20) for size in range(1, 7)] == [1.0] * 6
+
+
+def test_identification_with_a_gallery_of_one_is_always_right():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(30, 4, generator=g), torch.arange(10).repeat_interleave(3)
+    assert identification_accuracy(x, y, 1, trials=30) == 1.0
+
+
+@pytest.mark.parametrize("size, tolerance", [(2, 0.06), (5, 0.05), (10, 0.035)])
+def test_identification_of_random_embeddings_is_near_chance(size, tolerance):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(100, 8, generator=g), torch.arange(20).repeat_interleave(5)
+    assert identification_accuracy(x, y, size, trials=200) == pytest.approx(1 / size, abs=tolerance)
+
+
+def test_identification_is_seeded():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(40, 4, generator=g), torch.arange(8).repeat_interleave(5)
+    first = identification_accuracy(x, y, 4, trials=50, seed=3)
+    assert identification_accuracy(x, y, 4, trials=50, seed=3) == first
+    assert identification_accuracy(x, y, 4, trials=50, seed=4) != first
+
+
+@pytest.mark.parametrize("size, labels", [(0, torch.arange(4).repeat_interleave(2)),
+                                          (5, torch.arange(4).repeat_interleave(2)),
+                                          (2, torch.tensor([0, 0, 1, 1, 2, 2, 3, 4]))])   # classes 3 and 4: one image
+def test_identification_rejects_bad_gallery_sizes_and_lone_images(size, labels):
+    with pytest.raises(ValueError, match="gallery_size must be 1"):
+        identification_accuracy(torch.randn(8, 2), labels, size)
+
+
+def slow_identification_from_pairs(genuine, impostor, sizes):
+    out = []
+    for size in sizes:
+        probs = [(sum(1 for i in impostor if i > d) / len(impostor)) ** (size - 1) for d in genuine]
+        out.append(sum(probs) / len(probs))
+    return out
+
+
+def test_identification_from_pairs_hand_case_and_loop():
+    genuine, impostor = torch.tensor([0.1, 0.4, 0.9]), torch.tensor([0.2, 0.4, 0.6, 0.8])
+    # P(impostor > d): 1 for 0.1, 2/4 for 0.4 (a tie does not beat), 0 for 0.9
+    assert identification_from_pairs(genuine, impostor, [1, 2, 3]) == pytest.approx([1.0, 0.5, (1 + 0.25) / 3])
+    g = torch.Generator().manual_seed(0)
+    genuine, impostor = torch.rand(30, generator=g), torch.rand(50, generator=g) + 0.3
+    sizes = [1, 2, 3, 5, 10, 40]
+    predicted = identification_from_pairs(genuine, impostor, sizes)
+    assert predicted == pytest.approx(slow_identification_from_pairs(genuine.tolist(), impostor.tolist(), sizes))
+    assert predicted[0] == 1.0
+    assert all(a >= b for a, b in zip(predicted, predicted[1:])) and predicted[-1] < predicted[0]
+
+
+def test_identification_from_pairs_rejects_empty_or_2d_input():
+    for genuine, impostor in ((torch.rand(0), torch.rand(3)), (torch.rand(3), torch.rand(0)),
+                              (torch.rand(2, 2), torch.rand(3))):
+        with pytest.raises(ValueError, match="non-empty 1-D"):
+            identification_from_pairs(genuine, impostor, [1, 2])

@@ -1,12 +1,13 @@
 """The classification losses of lesson 08 against slow loops written from the papers' formulas, and against
 pytorch-metric-learning where the conventions agree."""
 import math
+import re
 
 import pytest
 import torch
 
-from course_lib.similarity import (ClassProxies, arcface_loss, cosine_logits, normalized_softmax_loss,
-                                   proxy_nca_loss)
+from course_lib.similarity import (ClassProxies, EmbedderWithProxies, arcface_loss, cosine_logits,
+                                   normalized_softmax_loss, proxy_nca_loss, proxy_snapshot)
 
 
 def unit(v):
@@ -126,3 +127,84 @@ def test_class_proxies_learn_with_the_network_and_lower_the_loss():
             loss.backward()
             opt.step()
         assert loss.item() < first, name
+
+
+# --- ClassProxies with class labels, EmbedderWithProxies, proxy_snapshot ----------------------------------
+
+
+def test_class_proxies_with_labels_look_up_their_rows():
+    head = ClassProxies([3, 17, 42], 4)
+    assert head.weight.shape == (3, 4)
+    y = torch.tensor([42, 3, 17, 42])
+    assert head.rows(y).tolist() == [[3, 17, 42].index(int(c)) for c in y]
+    e = torch.randn(4, 4)
+    assert head(e, y).item() == pytest.approx(normalized_softmax_loss(e, head.rows(y), head.weight).item())
+    assert ClassProxies(5, 2).rows(torch.arange(5)).tolist() == [0, 1, 2, 3, 4]     # a count: labels are rows
+    assert "lookup" not in head.state_dict()                     # rebuilt from the classes, not saved
+
+
+@pytest.mark.parametrize("labels, unknown", [([3, 5], "[5]"), ([100, 3], "[100]"), ([-1, 17], "[-1]"),
+                                             ([0, 50, 4, 0], "[0, 4, 50]")])
+def test_class_proxies_name_the_labels_they_do_not_know(labels, unknown):
+    head = ClassProxies([3, 17, 42], 2)
+    with pytest.raises(ValueError, match=rf"labels {re.escape(unknown)} have no class vector"):
+        head(torch.randn(len(labels), 2), torch.tensor(labels))
+
+
+@pytest.mark.parametrize("classes", [[], [1, 1], [-1, 2], 0])
+def test_class_proxies_reject_bad_classes(classes):
+    with pytest.raises(ValueError, match="classes must be a positive count or distinct labels"):
+        ClassProxies(classes, 2)
+
+
+def test_class_proxies_call_your_loss_with_rows_and_options():
+    calls = []
+
+    def my_loss(e, rows, w, **options):
+        calls.append((rows, w, options))
+        return arcface_loss(e, rows, w, **options)
+
+    head = ClassProxies([10, 20, 30, 40], 3, my_loss, margin=0.3, scale=4.0)
+    e, y = torch.randn(6, 3), torch.tensor([40, 10, 10, 30, 20, 40])
+    out = head(e, y)
+    (rows, w, options), = calls
+    assert rows.tolist() == [3, 0, 0, 2, 1, 3] and w is head.weight and options == {"margin": 0.3, "scale": 4.0}
+    assert out.item() == pytest.approx(arcface_loss(e, rows, head.weight, 0.3, 4.0).item())
+    assert head.loss_name == "my_loss"
+
+
+def test_embedder_with_proxies_trains_network_and_proxies_with_one_optimizer():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(5, 3)
+    model = EmbedderWithProxies(net, ClassProxies([2, 7], 3, "proxy-nca"))
+    x, y = torch.randn(8, 5), torch.tensor([2, 7] * 4)
+    assert torch.equal(model(x), net(x))
+    e = model(x)
+    assert model.loss(e, y).item() == pytest.approx(model.proxies(e, y).item())
+    assert model.loss(e, y).item() == pytest.approx(proxy_nca_loss(e, (y == 7).long(), model.proxies.weight).item())
+    params = list(model.parameters())
+    assert any(p is model.proxies.weight for p in params) and any(p is net.weight for p in params)
+    before = [p.detach().clone() for p in (net.weight, model.proxies.weight)]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model.loss(model(x), y).backward()
+    opt.step()
+    assert all(not torch.equal(b, p) for b, p in zip(before, (net.weight, model.proxies.weight)))
+
+
+def test_proxy_snapshot_is_the_embeddings_then_the_class_vectors_at_the_90th_percentile_norm():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 3)
+    model = EmbedderWithProxies(net, ClassProxies([1, 5, 9, 11], 3))
+    x = torch.randn(1100, 4)                                     # more than one block of 1024
+    with torch.no_grad():
+        snap = proxy_snapshot(x)(model)
+        e = net(x)
+    assert snap.shape == (1100 + 4, 3)
+    torch.testing.assert_close(snap[:1100], e)
+    norms = sorted(e.norm(dim=1).tolist())
+    position = 0.9 * (len(norms) - 1)                            # linear interpolation between order statistics
+    low = math.floor(position)
+    radius = norms[low] + (position - low) * (norms[low + 1] - norms[low])
+    for row, w in zip(snap[1100:], model.proxies.weight):
+        assert row.norm().item() == pytest.approx(radius, rel=1e-5)
+        assert torch.nn.functional.cosine_similarity(row, w, dim=0).item() == pytest.approx(1.0, abs=1e-6)

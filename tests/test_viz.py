@@ -9,8 +9,12 @@ from course_lib.viz import (
     contrastive_loss_explorer,
     embedding_explorer,
     image_png,
+    plot_convergence,
+    plot_dimension_sweep,
     plot_history,
+    plot_identification,
     plot_roc,
+    plot_target_logits,
     project_2d,
     smooth,
 )
@@ -489,3 +493,110 @@ def test_show_source_prints_the_lines_and_says_what_to_pass(capsys):
     assert out.startswith("# course_lib.detection.boxes.box_iou\ndef box_iou(") and "return" in out
     with pytest.raises(TypeError, match="Pass the function itself"):
         show_source(box_iou(torch.zeros(1, 4), torch.zeros(1, 4)))
+
+
+# --- lesson 08: class vectors in the explorer, and the figures of viz/proxies.py --------------------------
+
+
+def proxy_snapshots(dim, n=12, c=3, epochs=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(n + c, dim, generator=g) for _ in range(epochs)]
+
+
+def test_explorer_draws_2d_class_vectors_with_rays_and_moves_them_with_the_slider():
+    snaps, labels = proxy_snapshots(2), torch.arange(12) % 3
+    fig, _, _, slider = parts(embedding_explorer(snaps, labels, proxies=torch.tensor([0, 1, 2]),
+                                                 class_names=["zero", "one", "two"]))
+    assert [t.name for t in fig.data] == ["zero", "one", "two", "class directions", "class vectors (proxies)"]
+    stars, rays = fig.data[-1], fig.data[-2]
+    np.testing.assert_allclose(np.c_[stars.x, stars.y], snaps[-1][12:].numpy(), rtol=1e-6)
+    assert list(stars.customdata) == ["zero", "one", "two"]
+    np.testing.assert_allclose(fig.data[1].x, snaps[-1][:12][labels == 1, 0].numpy(), rtol=1e-6)   # points stay
+    slider.value = 0
+    np.testing.assert_allclose(np.c_[stars.x, stars.y], snaps[0][12:].numpy(), rtol=1e-6)
+    expected_x = [v for x in snaps[0][12:, 0].tolist() for v in (0.0, x, None)]
+    assert [v if v is None else pytest.approx(v, rel=1e-6) for v in rays.x] == expected_x
+    assert rays.y[4] == pytest.approx(float(snaps[0][13, 1]), rel=1e-6)
+
+
+def test_explorer_projects_5d_class_vectors_with_the_points():
+    snaps, labels = proxy_snapshots(5), torch.arange(12) % 3
+    fig, _, _, slider = parts(embedding_explorer(snaps, labels, proxies=[2, 0, 1], method="pca"))
+    assert [t.name for t in fig.data] == ["0", "1", "2", "class vectors (proxies)"]      # no rays after a PCA
+    stars = fig.data[-1]
+    last = np.c_[stars.x, stars.y].copy()
+    slider.value = 0
+    first = project_2d(snaps[0], method="pca")               # epoch 0 is drawn unaligned: points and stars
+    np.testing.assert_allclose(np.c_[stars.x, stars.y], first[12:], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.c_[fig.data[0].x, fig.data[0].y], first[:12][(labels == 0).numpy()],
+                               rtol=1e-4, atol=1e-5)
+    assert not np.allclose(last, np.c_[stars.x, stars.y])
+
+
+def test_explorer_rejects_snapshots_without_the_class_vectors():
+    snaps = [s[:-1] for s in proxy_snapshots(2)]             # one class vector missing
+    with pytest.raises(ValueError, match="every snapshot must hold the 12 points and then the 3"):
+        embedding_explorer(snaps, torch.arange(12) % 3, proxies=[0, 1, 2])
+
+
+def arcface_curve(margin):
+    fig = plot_target_logits(margin)
+    trace = next(t for t in fig.data if t.name.startswith("cos(θ + m)"))
+    return np.radians(np.asarray(trace.x)), np.asarray(trace.y)
+
+
+@pytest.mark.parametrize("margin", [0.2, 0.5])
+def test_plot_target_logits_draws_three_curves_and_arcface_is_monotone(margin):
+    fig = plot_target_logits(margin)
+    assert len(fig.data) == 3
+    theta, arc = arcface_curve(margin)
+    np.testing.assert_allclose(np.asarray(fig.data[0].y), np.cos(theta), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(fig.data[1].y), np.cos(theta) - margin, atol=1e-12)
+    before = theta <= np.pi - margin
+    np.testing.assert_allclose(arc[before], np.cos(theta[before] + margin), atol=1e-12)
+    np.testing.assert_allclose(arc[~before], np.cos(theta[~before]) - margin * np.sin(margin), atol=1e-12)
+    assert (np.diff(arc) < 0).all()                           # monotone decreasing: a larger angle never helps
+
+
+def test_plot_target_logits_arcface_jumps_where_the_fallback_starts():
+    """The fallback cos θ − m sin m (the authors' code) starts at −cos m − m sin m, below cos(π) = −1: one jump of
+    cos m + m sin m − 1 (0.117 at m = 0.5) at θ = π − m, and |slope| <= 1 everywhere else."""
+    theta, arc = arcface_curve(0.5)
+    steps = np.abs(np.diff(arc))
+    jump = int(steps.argmax())
+    assert theta[jump] <= np.pi - 0.5 < theta[jump + 1]
+    assert steps[jump] == pytest.approx(np.cos(0.5) + 0.5 * np.sin(0.5) - 1, abs=0.01)
+    assert np.delete(steps, jump).max() <= 1.01 * (theta[1] - theta[0])
+
+
+def test_plot_convergence_means_over_seeds_per_step_and_per_second():
+    curves = {"triplet": {"curve": [[0.1, 0.2, 0.3], [0.3, 0.4, 0.5]], "epoch seconds": [[1, 1, 1], [2, 2, 2]]},
+              "ArcFace": {"curve": [[0.2, 0.5, 0.6], [0.2, 0.3, 0.6]], "epoch seconds": [[3, 3, 3], [1, 1, 1]]}}
+    fig = plot_convergence(curves, steps_per_epoch=10, chance=0.05)
+    assert len(fig.data) == 2 * (2 + 1) * 2                    # per method and panel: 2 seeds + the mean
+    means = [t for t in fig.data if t.name in curves]
+    assert [t.name for t in means] == ["triplet", "triplet", "ArcFace", "ArcFace"]
+    np.testing.assert_allclose(means[0].x, [10, 20, 30])
+    np.testing.assert_allclose(means[0].y, [0.2, 0.3, 0.4])
+    np.testing.assert_allclose(means[1].x, [1.5, 3.0, 4.5])    # the mean cumulative seconds
+    np.testing.assert_allclose(means[3].x, [2.0, 4.0, 6.0])
+    assert [shape.y0 for shape in fig.layout.shapes] == [0.05, 0.05]
+
+
+def test_plot_identification_draws_measured_predicted_chance_and_verification():
+    fig = plot_identification([1, 2, 5, 10], [1.0, 0.8, 0.5, 0.3], [1.0, 0.75, 0.45, 0.25], verification=0.9)
+    assert len(fig.data) == 3
+    np.testing.assert_allclose(fig.data[2].y, [1, 0.5, 0.2, 0.1])
+    assert fig.layout.shapes[0].y0 == 0.9
+
+
+def test_plot_dimension_sweep_with_one_seed_and_with_several():
+    fig = plot_dimension_sweep({8: [0.3], 2: [0.1], 32: [0.5]}, chance=0.02)
+    mean, seeds = fig.data
+    assert list(mean.x) == [2, 8, 32] and list(mean.y) == [0.1, 0.3, 0.5]
+    assert list(mean.error_y.array) == [0.0, 0.0, 0.0]         # one seed: no spread (and no NaN)
+    assert list(seeds.x) == [2, 8, 32] and fig.layout.shapes[0].y0 == 0.02
+    fig = plot_dimension_sweep({4: [0.2, 0.4, 0.6], 16: [0.5, 0.5]}, chance=0.02)
+    np.testing.assert_allclose(fig.data[0].y, [0.4, 0.5])
+    np.testing.assert_allclose(fig.data[0].error_y.array, [0.2, 0.0])
+    assert list(fig.data[1].x) == [4, 4, 4, 16, 16]

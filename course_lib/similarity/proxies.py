@@ -147,7 +147,8 @@ def proxy_snapshot(inputs: Tensor) -> Callable[[nn.Module], Tensor]:
     the C class vectors, each scaled to the embeddings' 90th-percentile length so that they are drawn among
     the points -> (N + C, D). ``embedding_explorer(..., proxies=classes)`` draws the last C rows as stars."""
     def snapshot(model: nn.Module) -> Tensor:
-        e = torch.cat([model(inputs[i:i + 1024]).float() for i in range(0, len(inputs), 1024)])
-        radius = e.norm(dim=1).quantile(0.9) if len(e) else torch.tensor(1.0)
-        return torch.cat([e, F.normalize(model.proxies.weight.float(), dim=1) * radius])
+        w = model.proxies.weight.float()
+        e = torch.cat([w[:0]] + [model(inputs[i:i + 1024]).float() for i in range(0, len(inputs), 1024)])
+        radius = e.norm(dim=1).quantile(0.9) if len(e) else 1.0
+        return torch.cat([e, F.normalize(w, dim=1) * radius])
     return snapshot

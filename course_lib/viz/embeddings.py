@@ -101,10 +101,13 @@ def embedding_explorer(source, labels: Tensor, images: Tensor | None = None, *, 
     snaps, epochs = _snapshots_of(source, epochs)
     proxy_y = to_numpy(proxies).astype(int) if proxies is not None else np.zeros(0, dtype=int)
     y = to_numpy(labels).astype(int)
-    if any(len(s) != len(y) + len(proxy_y) for s in snaps) and len(proxy_y):
-        raise ValueError(f"with proxies, every snapshot must hold the {len(y)} points and then the {len(proxy_y)} "
-                         f"class vectors: got snapshots of {sorted({len(s) for s in snaps})} rows")
-    snaps, stars = [s[:len(y)] for s in snaps], [s[len(y):] for s in snaps]
+    if len(proxy_y):
+        if any(len(s) != len(y) + len(proxy_y) for s in snaps):
+            raise ValueError(f"with proxies, every snapshot must hold the {len(y)} points and then the "
+                             f"{len(proxy_y)} class vectors: got snapshots of {sorted({len(s) for s in snaps})} rows")
+        snaps, stars = [s[:len(y)] for s in snaps], [s[len(y):] for s in snaps]
+    else:
+        stars = [s[:0] for s in snaps]
     if y.ndim != 1 or any(len(s) != len(y) for s in snaps):
         raise ValueError(f"labels must be (N,) with one entry per point: got {y.shape} labels for "
                          f"snapshots of {sorted({len(s) for s in snaps})} points")
