@@ -841,6 +841,8 @@ LIBRARY_WRAPPERS = {     # a "solution" that hands each checker's inputs to cour
     "check_soft_argmax": lambda h: soft_argmax2d(h),
     "check_heatmap_target": lambda k, stride, size, sigma: ex.check_heatmap_target.fallback(k, stride, size, sigma),
     "check_pck": lambda pred, gt, t: float(pck(pred, gt, t)),
+    "check_correlation_1d": lambda f1, f2, d: ex.check_correlation_1d.fallback(f1, f2, d),
+    "check_ncc_cost": lambda a, b, eps: ex.check_ncc_cost.fallback(a, b, eps),
 }
 
 

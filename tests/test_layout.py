@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "course_lib"
 MODULES = {".".join(p.relative_to(ROOT.parent).with_suffix("").parts).removesuffix(".__init__"): p
            for p in ROOT.rglob("*.py")}
-LESSONS = {"similarity", "stn", "detection", "pose"}
+LESSONS = {"similarity", "stn", "detection", "pose", "stereo"}
 # what each package may import from course_lib (besides itself)
 ALLOWED = {
     "core": set(),
@@ -159,7 +159,7 @@ def test_notebook_sets_its_figure_style_in_its_first_cell(path):
     assert "P = profile()" in source and "use_presentation_style(P.presentation)" in source
 
 
-PACKAGES = ["core", "data", "similarity", "stn", "detection", "pose", "experiments", "exercises", "viz"]   # not authoring
+PACKAGES = ["core", "data", "similarity", "stn", "detection", "pose", "stereo", "experiments", "exercises", "viz"]   # not authoring
 SHARED_WITHIN_PACKAGE = {"course_lib.exercises.harness"}   # the checkers' machinery: used by the checker files only
 
 

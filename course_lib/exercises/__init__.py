@@ -12,8 +12,10 @@ from .stn import check_affine_theta, check_bilinear_weights, check_spatial_trans
 from .detection import check_anchor_labels, check_box_iou, check_decode_boxes, check_encode_boxes, check_nms
 from .proxies import check_arcface_loss, check_normalized_softmax_loss, check_proxy_nca_loss
 from .pose import check_pck, check_heatmap_target, check_soft_argmax
+from .stereo import check_correlation_1d, check_ncc_cost
 
 __all__ = [
+    "check_correlation_1d", "check_ncc_cost",
     "use_if_correct", "expect_at_least",
     "check_pairwise_distances", "check_contrastive_loss", "check_precision_at_1", "check_triplet_loss",
     "check_average_precision_at_r", "check_batch_hard_loss", "check_semi_hard_mask", "check_batch_all_loss",

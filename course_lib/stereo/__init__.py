@@ -1,0 +1,20 @@
+"""Lesson 09: learning to compare patches. Synthetic rectified stereo pairs with a known disparity, hand-crafted
+matching costs (SAD, NCC, census) as cost volumes, winner-takes-all and the error rate, the correlation layer,
+and the patch networks that learn a cost (MC-CNN-fast, 2-channel, pseudo-Siamese) with MC-CNN's training pairs.
+
+Convention: the left view is the reference; its pixel (y, x) at disparity d >= 0 matches the right view's pixel
+(y, x - d). Cost volumes are (B, D, H, W) for d = 0 ... D - 1, lower is better, +inf where x - d < 0.
+"""
+from .data import StereoPairs, make_stereo_pairs, warp_right
+from .costs import (shifted_right, sad_cost_volume, ncc_cost, ncc_cost_volume, census_transform, census_cost_volume,
+                    winner_takes_all, error_rate, chance_error)
+from .correlation import correlation_1d, correlation_2d
+from .models import FastTower, fast_cost_volume, TwoChannelNet, PseudoSiameseNet, sample_patch_pairs
+
+__all__ = [
+    "StereoPairs", "make_stereo_pairs", "warp_right",
+    "shifted_right", "sad_cost_volume", "ncc_cost", "ncc_cost_volume", "census_transform", "census_cost_volume",
+    "winner_takes_all", "error_rate", "chance_error",
+    "correlation_1d", "correlation_2d",
+    "FastTower", "fast_cost_volume", "TwoChannelNet", "PseudoSiameseNet", "sample_patch_pairs",
+]
