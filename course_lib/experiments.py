@@ -29,7 +29,7 @@ from .similarity.steps import pk_step
 
 __all__ = ["over_seeds", "Build", "train_run", "train_over_seeds", "mean_sd", "Recipe", "recipe_loss",
            "recipe_setup", "recipe_name", "candidate_recipes", "best_recipe", "choose_settings", "Method",
-           "method_setup", "train_with_curves", "compare", "first_reach"]
+           "method_setup", "train_with_curves", "compare", "pooled_sd", "first_reach"]
 
 
 def over_seeds(train: Callable[[int], dict[str, float]], seeds: Sequence[int] | int) -> dict[str, list[float]]:
@@ -298,6 +298,16 @@ def compare(a: Sequence[float], b: Sequence[float], floor: float = 0.0) -> tuple
     (mean_a, sd_a), (mean_b, sd_b) = mean_sd(a), mean_sd(b)
     gap, noise = mean_a - mean_b, max(sd_a, sd_b, floor)
     return gap, noise, "ahead" if gap > 2 * noise else "behind" if gap < -2 * noise else "within the spread"
+
+
+def pooled_sd(groups: Sequence[Sequence[float]]) -> float:
+    """The seed-to-seed spread pooled over several methods: sqrt of the mean of their sample variances, each
+    weighted by its degrees of freedom (n - 1). With 2 or 3 seeds one method's sd is a poor estimate (two
+    close seeds give almost 0); pooling five methods gives it five times the degrees of freedom."""
+    dof = sum(len(g) - 1 for g in groups)
+    if dof < 1:
+        raise ValueError("need at least one group with two or more values to estimate a spread")
+    return math.sqrt(sum(mean_sd(g)[1] ** 2 * (len(g) - 1) for g in groups if len(g) > 1) / dof)
 
 
 def first_reach(curve: Sequence[float], xs: Sequence[float], target: float) -> float:

@@ -280,3 +280,13 @@ def test_first_reach_hand_cases():
     assert isinstance(first_reach([1.0], [3], 0.5), float)
     with pytest.raises(ValueError, match="one value per epoch"):
         first_reach([0.1, 0.2], [1, 2, 3], 0.1)
+
+
+def test_pooled_sd_weights_each_variance_by_its_degrees_of_freedom():
+    from course_lib.experiments import pooled_sd
+    groups = [[1.0, 2.0], [3.0, 3.0], [0.0, 1.0, 2.0]]
+    by_hand = ((0.5 * 1 + 0.0 * 1 + 1.0 * 2) / 4) ** 0.5           # variances 0.5, 0, 1 with 1, 1, 2 dof
+    assert pooled_sd(groups) == pytest.approx(by_hand)
+    assert pooled_sd([[5.0], [1.0, 3.0]]) == pytest.approx(2 ** 0.5)  # a single value adds nothing
+    with pytest.raises(ValueError, match="two or more"):
+        pooled_sd([[1.0], [2.0]])

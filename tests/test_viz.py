@@ -583,11 +583,15 @@ def test_plot_convergence_means_over_seeds_per_step_and_per_second():
     assert [shape.y0 for shape in fig.layout.shapes] == [0.05, 0.05]
 
 
-def test_plot_identification_draws_measured_predicted_chance_and_verification():
-    fig = plot_identification([1, 2, 5, 10], [1.0, 0.8, 0.5, 0.3], [1.0, 0.75, 0.45, 0.25], verification=0.9)
-    assert len(fig.data) == 3
-    np.testing.assert_allclose(fig.data[2].y, [1, 0.5, 0.2, 0.1])
-    assert fig.layout.shapes[0].y0 == 0.9
+def test_plot_identification_draws_error_rates_on_log_axes():
+    fig = plot_identification([2, 5, 10], [0.8, 0.5, 1.0], [2, 10, 100], [0.75, 0.45, 0.05],
+                              verification={"threshold from training": 0.9, "best threshold": 0.95})
+    predicted, measured, chance = fig.data
+    np.testing.assert_allclose(measured.y, [0.2, 0.5, 1e-4])          # errors; a perfect score floored at 1e-4
+    np.testing.assert_allclose(predicted.y, [0.25, 0.55, 0.95])
+    np.testing.assert_allclose(chance.y, [0.5, 0.9, 0.99])
+    np.testing.assert_allclose([shape.y0 for shape in fig.layout.shapes], [0.1, 0.05])
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
 
 
 def test_plot_dimension_sweep_with_one_seed_and_with_several():

@@ -73,26 +73,31 @@ def plot_convergence(curves: dict[str, dict], steps_per_epoch: int, chance: floa
     return fig
 
 
-def plot_identification(sizes: Sequence[int], measured: Sequence[float], predicted: Sequence[float],
-                        verification: float):
-    """Rank-1 identification accuracy against the gallery size (measured, and predicted from the pairs'
-    distances), the verification accuracy (one number: it does not depend on a gallery) and both chances."""
+def plot_identification(sizes: Sequence[int], measured: Sequence[float], predicted_sizes: Sequence[int],
+                        predicted: Sequence[float], verification: dict[str, float]):
+    """Error rates against the gallery size, both axes logarithmic: rank-1 identification measured (``sizes``,
+    ``measured``: accuracies) and predicted from the pairs' distances (``predicted_sizes``, ``predicted``:
+    accuracies), identification's chance error 1 - 1/G, and each verification error as a horizontal line
+    (``verification``: {label: accuracy}; verification has no gallery)."""
     import plotly.graph_objects as go
 
-    sizes = list(sizes)
+    def error(accuracies):
+        return [max(1.0 - a, 1e-4) for a in accuracies]              # a log axis cannot show 0: floor at 1e-4
+
     fig = go.Figure(layout=plotly_layout(
-        title="Identification gets harder as the gallery grows; verification does not change", width=900,
-        height=500, xaxis=dict(title="gallery size G (classes enrolled, one image each)"),
-        yaxis=dict(title="accuracy", range=[0, 1.02]), legend=dict(orientation="h", y=-0.22, x=0)))
-    fig.add_scatter(x=sizes, y=list(measured), mode="lines+markers", name="identification, measured (rank 1)",
-                    line=dict(color=PALETTE[0], width=3.5), marker=dict(size=9))
-    fig.add_scatter(x=sizes, y=list(predicted), mode="lines", name="P(genuine beats G − 1 impostors), from the pairs",
+        title="Error rate against the number of enrolled classes (log–log)", width=900, height=520,
+        xaxis=dict(title="gallery size G (classes enrolled, one image each)", type="log"),
+        yaxis=dict(title="error rate (1 − accuracy)", type="log"), legend=dict(orientation="h", y=-0.22, x=0)))
+    fig.add_scatter(x=list(predicted_sizes), y=error(predicted), mode="lines", name="identification, predicted from pairs",
                     line=dict(color=PALETTE[1], width=3, dash="dash"))
-    fig.add_scatter(x=sizes, y=[1 / g for g in sizes], mode="lines", name="identification chance 1/G",
-                    line=dict(color="#777", width=2, dash="dot"))
-    fig.add_hline(y=verification, line=dict(color=PALETTE[3], width=3),
-                  annotation=dict(text=f"verification {verification:.3f} (chance 0.5)", font=dict(size=font_size() - 2)),
-                  annotation_position="bottom left")
+    fig.add_scatter(x=list(sizes), y=error(measured), mode="markers", name="identification, measured (rank 1)",
+                    marker=dict(color=PALETTE[0], size=12))
+    fig.add_scatter(x=list(predicted_sizes), y=[1 - 1 / g for g in predicted_sizes], mode="lines",
+                    name="identification chance", line=dict(color="#777", width=2, dash="dot"))
+    for k, (label, accuracy) in enumerate(verification.items()):
+        fig.add_hline(y=max(1 - accuracy, 1e-4), line=dict(color=PALETTE[(3 + k) % len(PALETTE)], width=3),
+                      annotation=dict(text=f"verification, {label}", font=dict(size=font_size() - 2)),
+                      annotation_position="top left" if k == 0 else "bottom left")
     return fig
 
 
