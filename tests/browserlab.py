@@ -209,7 +209,8 @@ def problems(state: dict, outputs: list[dict]) -> list[str]:
 def _slider(loc):
     handle = loc.locator(".widget-slider .noUi-handle").first
     handle.focus()
-    handle.press("ArrowRight")
+    at_end = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
+    handle.press("ArrowLeft" if at_end else "ArrowRight")       # a slider at its end (the last epoch) moves back
 
 
 def _dropdown(loc):
