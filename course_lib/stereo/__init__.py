@@ -7,14 +7,18 @@ Convention: the left view is the reference; its pixel (y, x) at disparity d >= 0
 """
 from .data import StereoPairs, make_stereo_pairs, warp_right
 from .costs import (shifted_right, sad_cost_volume, ncc_cost, ncc_cost_volume, census_transform, census_cost_volume,
-                    winner_takes_all, error_rate, chance_error)
+                    winner_takes_all, error_rate, chance_error, disparity_errors)
 from .correlation import correlation_1d, correlation_2d
 from .models import FastTower, fast_cost_volume, TwoChannelNet, PseudoSiameseNet, sample_patch_pairs
+from .training import (PatchTriples, patch_scores, patch_step, learned_cost_volume, PairBatches,
+                       correspondence_contrastive_step)
 
 __all__ = [
     "StereoPairs", "make_stereo_pairs", "warp_right",
     "shifted_right", "sad_cost_volume", "ncc_cost", "ncc_cost_volume", "census_transform", "census_cost_volume",
-    "winner_takes_all", "error_rate", "chance_error",
+    "winner_takes_all", "error_rate", "chance_error", "disparity_errors",
     "correlation_1d", "correlation_2d",
     "FastTower", "fast_cost_volume", "TwoChannelNet", "PseudoSiameseNet", "sample_patch_pairs",
+    "PatchTriples", "patch_scores", "patch_step", "learned_cost_volume", "PairBatches",
+    "correspondence_contrastive_step",
 ]

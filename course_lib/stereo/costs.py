@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["shifted_right", "sad_cost_volume", "ncc_cost", "ncc_cost_volume", "census_transform",
-           "census_cost_volume", "winner_takes_all", "error_rate", "chance_error"]
+           "census_cost_volume", "winner_takes_all", "error_rate", "chance_error", "disparity_errors"]
 
 
 def _check_views(left: Tensor, right: Tensor, max_disparity: int, window: int) -> None:
@@ -197,3 +197,14 @@ def chance_error(max_disparity: int, threshold: float = 1.0, true: Tensor | None
     lo = torch.ceil((t - threshold).clamp_min(0))
     hi = torch.floor((t + threshold).clamp_max(max_disparity - 1))
     return float(1 - ((hi - lo + 1).clamp_min(0) / max_disparity).mean())
+
+
+def disparity_errors(pred: Tensor, pairs) -> dict[str, float]:
+    """The error rates of a disparity map (B, H, W) on :class:`StereoPairs` ``pairs``, by region: "visible" (> 1 px,
+    pixels seen in both views), "visible, 3 px" (KITTI's rule), "textured" and "textureless" (visible pixels whose
+    left window is / is not flat) and "occluded" (hidden in the right view: no right answer to find)."""
+    visible, flat = pairs.visible, pairs.textureless
+    regions = {"visible": (visible, 1), "visible, 3 px": (visible, 3), "textured": (visible & ~flat, 1),
+               "textureless": (visible & flat, 1), "occluded": (pairs.occluded, 1)}
+    return {name: float(error_rate(pred, pairs.disparity, mask, threshold)) for name, (mask, threshold) in
+            regions.items()}

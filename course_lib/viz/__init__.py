@@ -20,8 +20,12 @@ from .detection import (anchor_explorer, anchor_summary, plot_anchors_static, de
 from .pose import draw_pose, show_poses, heatmap_viewer, plot_heatmaps_static, plot_fields
 from .source import source_of, show_source
 from .proxies import plot_target_logits, plot_convergence, plot_identification, plot_dimension_sweep
+from .stereo import (show_stereo_pairs, show_patch_triples, cost_explorer, cost_curves, plot_cost_curves_static,
+                     plot_disparity_maps)
 
 __all__ = [
+    "show_stereo_pairs", "show_patch_triples", "cost_explorer", "cost_curves", "plot_cost_curves_static",
+    "plot_disparity_maps",
     "PALETTE", "MATPLOTLIB_PRESENTATION", "font_size", "use_presentation_style", "color_of", "plotly_layout",
     "to_numpy", "image2d", "image_png", "smooth", "plot_history", "plot_roc", "plot_metric_comparison",
     "plot_step_comparison", "plot_comparison", "show_images", "show_pairs", "show_retrieval", "siamese_diagram",
