@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.stereo import (FastTower, PseudoSiameseNet, TwoChannelNet, fast_cost_volume, make_stereo_pairs,
-                               sample_patch_pairs)
+from course_lib.stereo import (FastTower, PseudoSiameseNet, SiameseDecisionNet, TwoChannelNet, fast_cost_volume,
+                               make_stereo_pairs, sample_patch_pairs)
 
 
 def test_the_fast_cost_volume_equals_patch_by_patch_cosines():
@@ -33,6 +33,19 @@ def test_two_channel_and_pseudo_siamese_shapes_and_full_images():
     maps = two.net(full)[:, 0]                                             # every pixel's pair at once
     assert maps.shape == (1, 4, 7)
     assert maps[0, 2, 3].item() == pytest.approx(two(full[:, :, 2:11, 3:12]).item(), abs=1e-5)
+
+
+def test_siamese_decision_ties_its_towers_and_pseudo_siamese_does_not():
+    torch.manual_seed(0)
+    tied, untied = SiameseDecisionNet(8, hidden=16), PseudoSiameseNet(8, hidden=16)
+    patch = torch.rand(3, 1, 9, 9)
+    fl, fr = tied.features(patch, patch)
+    assert torch.equal(fl, fr)                                             # one tower for both views
+    fl, fr = untied.features(patch, patch)
+    assert not torch.allclose(fl, fr)                                      # two towers, two sets of weights
+    n_tower = sum(p.numel() for p in tied.tower.parameters())
+    assert sum(p.numel() for p in untied.parameters()) == sum(p.numel() for p in tied.parameters()) + n_tower
+    assert tied(patch, patch).shape == (3,)
 
 
 def test_patch_pairs_sit_at_the_true_match_and_a_negative_offset():

@@ -1,13 +1,15 @@
 """Training the patch networks: the triples' seeding, the scores and losses of each network, and the learned cost
 volume of every network against its patch-by-patch scores (the slow, obvious way)."""
+import dataclasses
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.stereo import (FastTower, PatchTriples, PseudoSiameseNet, TwoChannelNet, disparity_errors,
-                               learned_cost_volume, make_stereo_pairs, patch_scores, patch_step, winner_takes_all)
+from course_lib.stereo import (FastTower, PatchTriples, PseudoSiameseNet, SiameseDecisionNet, TwoChannelNet,
+                               disparity_errors, disparity_errors_per_pair, error_rate, learned_cost_volume,
+                               make_stereo_pairs, patch_scores, patch_step, winner_takes_all)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def test_patch_triples_repeat_by_seed_and_epoch(pairs):
 
 
 @pytest.mark.parametrize("make", [lambda: FastTower(8), lambda: TwoChannelNet(8, hidden=16),
-                                  lambda: PseudoSiameseNet(8, hidden=16)])
+                                  lambda: SiameseDecisionNet(8, hidden=16), lambda: PseudoSiameseNet(8, hidden=16)])
 def test_the_learned_cost_volume_equals_patch_by_patch_scores(make, pairs):
     torch.manual_seed(0)
     model = make()
@@ -58,6 +60,12 @@ def test_patch_step_losses(pairs):
     p, n = patch_scores(net, batch[0], batch[1]), patch_scores(net, batch[0], batch[2])
     want = (F.softplus(-p).sum() + F.softplus(n).sum()) / (2 * len(p))    # BCE: positives 1, negatives 0
     assert loss.item() == pytest.approx(want.item(), abs=1e-5)
+    for net in (SiameseDecisionNet(8, hidden=16), PseudoSiameseNet(8, hidden=16)):   # the left tower runs once
+        loss, extras = patch_step()(net, batch)
+        p, n = patch_scores(net, batch[0], batch[1]), patch_scores(net, batch[0], batch[2])
+        want = (F.softplus(-p).sum() + F.softplus(n).sum()) / (2 * len(p))
+        assert loss.item() == pytest.approx(want.item(), abs=1e-5)
+        assert extras["accuracy"].item() == pytest.approx((p > n).float().mean().item())
     loss.backward()
     with pytest.raises(TypeError, match="FastTower"):
         patch_scores(torch.nn.Linear(2, 2), batch[0], batch[1])
@@ -78,6 +86,22 @@ def test_disparity_errors_by_region():
     assert all(v == 0 or math.isnan(v) for v in errors.values())
     off = disparity_errors(p.disparity.long() + 2, p)                     # 2 px off: wrong at 1 px, right at 3 px
     assert off["visible"] == 1.0 and off["visible, 3 px"] == 0.0
+
+
+def test_disparity_errors_per_pair_equal_the_error_rate_of_each_pair_alone():
+    p = make_stereo_pairs(3, (32, 48), 8, seed=3)
+    pred = torch.randint(0, 8, p.disparity.shape, generator=torch.Generator().manual_seed(0))
+    per_pair = disparity_errors_per_pair(pred, p)
+    assert set(per_pair) == set(disparity_errors(pred, p))
+    masks = {"visible": p.visible, "textured": p.visible & ~p.textureless, "occluded": p.occluded}
+    for region, mask in masks.items():
+        for i in range(3):
+            want = error_rate(pred[i:i + 1], p.disparity[i:i + 1], mask[i:i + 1])
+            assert torch.allclose(per_pair[region][i], want, equal_nan=True)
+    none = make_stereo_pairs(1, (16, 24), 6, seed=0)
+    no_occlusion = dataclasses.replace(none, occluded=torch.zeros_like(none.occluded))
+    empty = disparity_errors_per_pair(none.disparity.long(), no_occlusion)
+    assert torch.isnan(empty["occluded"]).all()                           # no pixel in the region: NaN
 
 
 def test_pair_batches_and_the_correspondence_contrastive_loss_against_a_loop(pairs):

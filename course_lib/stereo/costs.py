@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["shifted_right", "sad_cost_volume", "ncc_cost", "ncc_cost_volume", "census_transform",
-           "census_cost_volume", "winner_takes_all", "error_rate", "chance_error", "disparity_errors"]
+           "census_cost_volume", "winner_takes_all", "error_rate", "chance_error", "disparity_errors",
+           "disparity_errors_per_pair"]
 
 
 def _check_views(left: Tensor, right: Tensor, max_disparity: int, window: int) -> None:
@@ -199,12 +200,32 @@ def chance_error(max_disparity: int, threshold: float = 1.0, true: Tensor | None
     return float(1 - ((hi - lo + 1).clamp_min(0) / max_disparity).mean())
 
 
+def _regions(pairs) -> dict[str, tuple[Tensor, float]]:
+    visible, flat = pairs.visible, pairs.textureless
+    return {"visible": (visible, 1), "visible, 3 px": (visible, 3), "textured": (visible & ~flat, 1),
+            "textureless": (visible & flat, 1), "occluded": (pairs.occluded, 1)}
+
+
 def disparity_errors(pred: Tensor, pairs) -> dict[str, float]:
     """The error rates of a disparity map (B, H, W) on :class:`StereoPairs` ``pairs``, by region: "visible" (> 1 px,
     pixels seen in both views), "visible, 3 px" (KITTI's rule), "textured" and "textureless" (visible pixels whose
     left window is / is not flat) and "occluded" (hidden in the right view: no right answer to find)."""
-    visible, flat = pairs.visible, pairs.textureless
-    regions = {"visible": (visible, 1), "visible, 3 px": (visible, 3), "textured": (visible & ~flat, 1),
-               "textureless": (visible & flat, 1), "occluded": (pairs.occluded, 1)}
     return {name: float(error_rate(pred, pairs.disparity, mask, threshold)) for name, (mask, threshold) in
-            regions.items()}
+            _regions(pairs).items()}
+
+
+def disparity_errors_per_pair(pred: Tensor, pairs) -> dict[str, Tensor]:
+    """:func:`disparity_errors` pair by pair: {region: (B,) error rate of each pair}, NaN for a pair without a
+    pixel in the region (the per-pair values give a standard error over the test pairs).
+
+    >>> from types import SimpleNamespace
+    >>> p = SimpleNamespace(disparity=torch.tensor([[[1.0, 1.0]], [[2.0, 2.0]]]), visible=torch.ones(2, 1, 2).bool(),
+    ...                     textureless=torch.zeros(2, 1, 2).bool(), occluded=torch.zeros(2, 1, 2).bool())
+    >>> disparity_errors_per_pair(torch.tensor([[[1, 5]], [[2, 2]]]), p)["visible"]
+    tensor([0.5000, 0.0000])
+    """
+    out = {}
+    for name, (mask, threshold) in _regions(pairs).items():
+        wrong = ((pred.to(pairs.disparity.dtype) - pairs.disparity).abs() > threshold) & mask     # (B, H, W)
+        out[name] = wrong.sum((1, 2)).float() / mask.sum((1, 2)).float()                           # 0 / 0 = NaN
+    return out

@@ -5,7 +5,11 @@
   are computed once per image, and the whole cost volume is one correlation (:func:`fast_cost_volume`).
 * 2-channel (Zagoruyko & Komodakis, CVPR 2015): both patches stacked as the channels of one input, one tower and a
   decision layer: one full pass per pixel AND disparity.
-* pseudo-Siamese: two towers with untied weights, their features concatenated, then a decision layer.
+* Siamese with a decision network (Zagoruyko & Komodakis's "siam"; the layout of MC-CNN-acrt, JMLR 2016): one
+  tower with tied weights for both patches, the two feature vectors concatenated, then fully connected decision
+  layers that output the match logit. Its towers run once per image, its decision layers once per disparity.
+* pseudo-Siamese (Zagoruyko & Komodakis's "pseudo-siam"): the same with two towers of UNTIED weights.
+  (MC-CNN-fast is their "siam-l2" kind: tied towers and a fixed comparison, here the cosine.)
 
 Training pairs (:func:`sample_patch_pairs`), as MC-CNN makes them: for a left pixel (x, y) of true disparity d,
 a positive right patch at x - d + o_pos with o_pos in [-P_hi, P_hi], a negative at x - d + o_neg with |o_neg| in
@@ -22,7 +26,8 @@ from torch import Tensor, nn
 
 from .correlation import correlation_1d
 
-__all__ = ["FastTower", "fast_cost_volume", "TwoChannelNet", "PseudoSiameseNet", "sample_patch_pairs"]
+__all__ = ["FastTower", "fast_cost_volume", "TwoChannelNet", "SiameseDecisionNet", "PseudoSiameseNet",
+           "sample_patch_pairs"]
 
 
 def _tower(in_channels: int, features: int, layers: int, last_relu: bool) -> nn.Sequential:
@@ -72,6 +77,24 @@ class TwoChannelNet(nn.Module):
         return self.net(pairs)[:, 0].squeeze(-1).squeeze(-1)
 
 
+class SiameseDecisionNet(nn.Module):
+    """Siamese network with a decision network (MC-CNN-acrt's layout): left and right patches (B, 1, 9, 9) each,
+    through ONE tower (tied weights), features concatenated, then decision layers -> (B,) match logits. The
+    decision layers are 1 x 1 convolutions (fully connected layers on a 1 x 1 map), so it is fully convolutional."""
+
+    def __init__(self, features: int = 64, layers: int = 4, hidden: int = 128):
+        super().__init__()
+        self.tower = _tower(1, features, layers, last_relu=True)
+        self.decide = nn.Sequential(nn.Conv2d(2 * features, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, 1, 1))
+
+    def features(self, left: Tensor, right: Tensor) -> tuple[Tensor, Tensor]:
+        """The two views' features, (B, features, h, w) each: the same tower for both."""
+        return self.tower(left), self.tower(right)
+
+    def forward(self, left: Tensor, right: Tensor) -> Tensor:
+        return self.decide(torch.cat(self.features(left, right), 1))[:, 0].squeeze(-1).squeeze(-1)
+
+
 class PseudoSiameseNet(nn.Module):
     """Pseudo-Siamese network: left and right patches (B, 1, 9, 9) each, through two towers with UNTIED weights,
     features concatenated, then decision layers -> (B,) match logits (fully convolutional as above)."""
@@ -82,9 +105,12 @@ class PseudoSiameseNet(nn.Module):
         self.right_tower = _tower(1, features, layers, last_relu=True)
         self.decide = nn.Sequential(nn.Conv2d(2 * features, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, 1, 1))
 
+    def features(self, left: Tensor, right: Tensor) -> tuple[Tensor, Tensor]:
+        """The two views' features, (B, features, h, w) each: the left tower for the left, the right for the right."""
+        return self.left_tower(left), self.right_tower(right)
+
     def forward(self, left: Tensor, right: Tensor) -> Tensor:
-        both = torch.cat([self.left_tower(left), self.right_tower(right)], 1)
-        return self.decide(both)[:, 0].squeeze(-1).squeeze(-1)
+        return self.decide(torch.cat(self.features(left, right), 1))[:, 0].squeeze(-1).squeeze(-1)
 
 
 def _patches(images: Tensor, b: Tensor, y: Tensor, x: Tensor, size: int) -> Tensor:

@@ -2,15 +2,17 @@
 
 * :class:`PatchTriples`: batches of (left, positive, negative) 9 x 9 patches drawn by :func:`sample_patch_pairs`
   from a fixed set of training stereo pairs, fresh every step (the course's seeding rule, ``EpochSeeded``).
-* :func:`patch_scores`: the score of a batch of patch pairs for any of the three networks (higher = a better
-  match): the cosine of MC-CNN-fast's two unit vectors, the decision layer's logit for the others.
+* :func:`patch_scores`: the score of a batch of patch pairs for any of the four networks (higher = a better
+  match): the cosine of MC-CNN-fast's two unit vectors, the decision layers' logit for the others.
 * :func:`patch_step`: the loss of each network as its paper trains it. MC-CNN-fast (Žbontar & LeCun, 2016): the
   hinge max(0, m + s- - s+) on the cosines of a positive and a negative sharing their left patch (m = 0.2). The
-  decision networks: the binary cross-entropy of the logits (positive 1, negative 0), as MC-CNN-acrt.
+  decision networks: the binary cross-entropy of the logits (positive 1, negative 0), as MC-CNN-acrt (JMLR 2016:
+  one sigmoid output).
 * :func:`learned_cost_volume`: -score for every pixel and disparity, (B, D, H, W), +inf where x < d (the package's
   rule). How much work that takes is the point of UCN's O(n) vs O(n^2): MC-CNN-fast runs its tower once per
-  image and then one correlation; pseudo-Siamese runs its towers once per image, then its decision layers once
-  per disparity; 2-channel runs the whole network once per disparity (every pixel and disparity its own pass).
+  image and then one correlation; Siamese + decision and pseudo-Siamese run their towers once per image, then
+  their decision layers once per disparity; 2-channel runs the whole network once per disparity (every pixel and
+  disparity its own pass).
 """
 from __future__ import annotations
 
@@ -25,10 +27,13 @@ from ..core.batching import EpochSeeded
 from .costs import shifted_right
 from .data import StereoPairs
 from .correlation import correlation_1d
-from .models import FastTower, PseudoSiameseNet, TwoChannelNet, fast_cost_volume, sample_patch_pairs
+from .models import FastTower, PseudoSiameseNet, SiameseDecisionNet, TwoChannelNet, fast_cost_volume, sample_patch_pairs
 
 __all__ = ["PatchTriples", "patch_scores", "patch_step", "learned_cost_volume", "PairBatches",
            "correspondence_contrastive_step"]
+
+_DECISION = (SiameseDecisionNet, PseudoSiameseNet)      # two feature towers, then decision layers
+_NAMES = "a FastTower, TwoChannelNet, SiameseDecisionNet or PseudoSiameseNet"
 
 
 class PatchTriples(EpochSeeded):
@@ -54,14 +59,29 @@ class PatchTriples(EpochSeeded):
 
 def patch_scores(model: nn.Module, left: Tensor, right: Tensor) -> Tensor:
     """Scores of patch pairs, higher = a better match: left, right (N, 1, 9, 9) -> (N,). MC-CNN-fast: the
-    cosine of its unit vectors; 2-channel and pseudo-Siamese: their logit."""
+    cosine of its unit vectors; 2-channel, Siamese + decision and pseudo-Siamese: their logit."""
     if isinstance(model, FastTower):
         return (model(left) * model(right)).sum(1).flatten()
     if isinstance(model, TwoChannelNet):
         return model(torch.cat([left, right], 1))
-    if isinstance(model, PseudoSiameseNet):
+    if isinstance(model, _DECISION):
         return model(left, right)
-    raise TypeError(f"model must be a FastTower, TwoChannelNet or PseudoSiameseNet, got {type(model).__name__}")
+    raise TypeError(f"model must be {_NAMES}, got {type(model).__name__}")
+
+
+def _triple_scores(model: nn.Module, left: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
+    """(s+, s-), (N,) each: the scores of (left, pos) and (left, neg), with the left patch through a tower ONCE
+    where the network has towers (the 2-channel network must see each pair whole)."""
+    n = len(left)
+    if isinstance(model, FastTower):
+        fl, fr = model(left), model(torch.cat([pos, neg]))                          # (N, C, 1, 1), (2N, C, 1, 1)
+        return (fl * fr[:n]).sum(1).flatten(), (fl * fr[n:]).sum(1).flatten()
+    if isinstance(model, _DECISION):
+        fl, fr = model.features(left, torch.cat([pos, neg]))
+        logits = model.decide(torch.cat([fl.repeat(2, 1, 1, 1), fr], 1)).flatten()    # (2N,)
+        return logits[:n], logits[n:]
+    both = patch_scores(model, torch.cat([left, left]), torch.cat([pos, neg]))
+    return both[:n], both[n:]
 
 
 def patch_step(margin: float = 0.2):
@@ -71,7 +91,7 @@ def patch_step(margin: float = 0.2):
 
     def step(model: nn.Module, batch: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, dict]:
         left, pos, neg = batch
-        s_pos, s_neg = patch_scores(model, left, pos), patch_scores(model, left, neg)
+        s_pos, s_neg = _triple_scores(model, left, pos, neg)
         if isinstance(model, FastTower):
             loss = (margin + s_neg - s_pos).clamp_min(0).mean()
         else:
@@ -87,8 +107,8 @@ def _decision_volume(model: nn.Module, left: Tensor, right: Tensor, max_disparit
     """-logit for every disparity (B, D, H, W) of a decision network, before the +inf rule."""
     r = 4                                                                           # 9 x 9 patches
     pl, pr = F.pad(left, (r, r, r, r)), F.pad(right, (r, r, r, r))
-    if isinstance(model, PseudoSiameseNet):                                         # towers once per image
-        fl, fr = model.left_tower(pl), model.right_tower(pr)                        # (B, F, H, W)
+    if isinstance(model, _DECISION):                                                # towers once per image
+        fl, fr = model.features(pl, pr)                                             # (B, F, H, W) each
         shifted, _ = shifted_right(fr, max_disparity)                               # (B, D, F, H, W)
         return torch.stack([-model.decide(torch.cat([fl, shifted[:, d]], 1))[:, 0]
                             for d in range(max_disparity)], 1)
@@ -110,11 +130,10 @@ def learned_cost_volume(model: nn.Module, left: Tensor, right: Tensor, max_dispa
             l, r = left[i:i + batch_size], right[i:i + batch_size]
             if isinstance(model, FastTower):
                 parts.append(fast_cost_volume(model, l, r, max_disparity))
-            elif isinstance(model, (TwoChannelNet, PseudoSiameseNet)):
+            elif isinstance(model, (TwoChannelNet, *_DECISION)):
                 parts.append(_decision_volume(model, l, r, max_disparity))
             else:
-                raise TypeError(f"model must be a FastTower, TwoChannelNet or PseudoSiameseNet, got "
-                                f"{type(model).__name__}")
+                raise TypeError(f"model must be {_NAMES}, got {type(model).__name__}")
         cost = torch.cat(parts)
     finally:
         model.train(was_training)

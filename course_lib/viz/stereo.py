@@ -26,13 +26,16 @@ __all__ = ["show_stereo_pairs", "show_patch_triples", "cost_explorer", "cost_cur
 
 TRUE_COLOR = "#000000"      # the true disparity in the cost plot
 RING_COLOR = "#F0E442"      # the true match in the right view: yellow reads on dark and mid grey
+PIXEL_COLOR = "#FFFFFF"     # the chosen left pixel: white with a black edge, a colour no cost uses
+MASK_COLORS = {"occluded": (0.0, 0.45, 0.70), "textureless": (0.90, 0.62, 0.0)}   # blue, orange: apart on a projector
 
 
 def show_stereo_pairs(left: Tensor, right: Tensor, disparity: Tensor, occluded: Tensor | None = None,
                       textureless: Tensor | None = None, n: int = 3, max_disparity: int | None = None):
-    """One row per pair (the first ``n``): left view, right view, true disparity, and the masks (occluded red,
-    textureless orange) over the left view."""
+    """One row per pair (the first ``n``): left view, right view (both on one grey scale), true disparity, and the
+    masks (occluded blue, textureless orange, with a legend) over the left view."""
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     n = min(n, len(left))
     fig, axes = plt.subplots(n, 4, figsize=(13, 2.6 * n), squeeze=False)
@@ -44,18 +47,20 @@ def show_stereo_pairs(left: Tensor, right: Tensor, disparity: Tensor, occluded: 
         im = axes[i, 2].imshow(disparity[i].cpu().numpy(), cmap="viridis", vmin=0, vmax=vmax)
         fig.colorbar(im, ax=axes[i, 2], fraction=0.035)
         overlay = np.zeros((*disparity[i].shape, 4))
-        for mask, colour in ((textureless, (0.9, 0.62, 0.0)), (occluded, (0.84, 0.37, 0.0))):
+        for mask, colour in ((textureless, MASK_COLORS["textureless"]), (occluded, MASK_COLORS["occluded"])):
             if mask is not None:
                 overlay[mask[i].cpu().numpy()] = (*colour, 0.75)
         axes[i, 3].imshow(image2d(left[i]), cmap="gray", vmin=lo, vmax=hi)
         axes[i, 3].imshow(overlay)
-    for ax, title in zip(axes[0], ("left view", "right view (gain, bias)", "true disparity (px)",
-                                   "occluded (red), textureless (orange)")):
+    for ax, title in zip(axes[0], ("left view", "right view (gain, bias)", "true disparity (px)")):
         ax.set_title(title, fontsize=font_size() - 4)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
+    handles = [Patch(color=(*c, 0.75), label=name) for name, c in MASK_COLORS.items()]
+    axes[0, 3].legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False,
+                      fontsize=font_size() - 5, handlelength=1.2, columnspacing=0.8, borderaxespad=0.2)
     return fig
 
 
@@ -128,7 +133,8 @@ def cost_explorer(left: Tensor, right: Tensor, costs: Mapping[str, Tensor], disp
                 zmax=float(torch.max(left.max(), right.max())))            # one grey scale: the gain and bias show
     fig.add_heatmap(z=image2d(left[pair]), **grey, row=1, col=1, hovertemplate="y %{y}, x %{x}<extra></extra>")
     fig.add_heatmap(z=image2d(right[pair]), **grey, row=1, col=2, hoverinfo="skip")
-    fig.add_scatter(x=[x0], y=[y0], mode="markers", marker=dict(symbol="x", size=14, color=PALETTE[3]),
+    fig.add_scatter(x=[x0], y=[y0], mode="markers", marker=dict(symbol="x", size=16, color=PIXEL_COLOR,
+                                                                   line=dict(width=1.5, color=TRUE_COLOR)),
                     name="pixel", showlegend=False, row=1, col=1)
     fig.add_scatter(x=[], y=[], mode="markers", marker=dict(symbol="circle-open", size=22, color=RING_COLOR,
                     line=dict(width=4)), name="true match", row=1, col=2)
@@ -181,8 +187,9 @@ def cost_explorer(left: Tensor, right: Tensor, costs: Mapping[str, Tensor], disp
 
 def plot_cost_curves_static(left: Tensor, right: Tensor, costs: Mapping[str, Tensor], disparity: Tensor | None,
                             pair: int, pixel: tuple[int, int]):
-    """Matplotlib twin of :func:`cost_explorer` for one pair and pixel (y, x): the two views with the pixel, each
-    cost's match and the true match, and the rescaled cost curves."""
+    """Matplotlib twin of :func:`cost_explorer` for one pair and pixel (y, x): the two views (on one grey scale, so
+    that the gain and bias show) with the pixel, each cost's match and the true match, and the rescaled cost
+    curves. Colours follow the order of ``costs``, as in the explorer."""
     import matplotlib.pyplot as plt
 
     y, x = pixel
@@ -190,9 +197,12 @@ def plot_cost_curves_static(left: Tensor, right: Tensor, costs: Mapping[str, Ten
     true = float(disparity[pair, y, x]) if disparity is not None else None
     fig = plt.figure(figsize=(12, 7))
     ax_l, ax_r, ax_c = fig.add_subplot(2, 2, 1), fig.add_subplot(2, 2, 2), fig.add_subplot(2, 1, 2)
-    ax_l.imshow(image2d(left[pair]), cmap="gray")
-    ax_l.plot([x], [y], "x", color=PALETTE[3], ms=14, mew=3)
-    ax_r.imshow(image2d(right[pair]), cmap="gray")
+    lo = float(min(left[pair].min(), right[pair].min()))
+    hi = float(max(left[pair].max(), right[pair].max()))
+    ax_l.imshow(image2d(left[pair]), cmap="gray", vmin=lo, vmax=hi)
+    ax_l.plot([x], [y], "x", color=TRUE_COLOR, ms=16, mew=5)
+    ax_l.plot([x], [y], "x", color=PIXEL_COLOR, ms=14, mew=2.5)
+    ax_r.imshow(image2d(right[pair]), cmap="gray", vmin=lo, vmax=hi)
     if true is not None:
         ax_r.plot([x - true], [y], "o", mfc="none", mec=TRUE_COLOR, ms=18, mew=5)
         ax_r.plot([x - true], [y], "o", mfc="none", mec=RING_COLOR, ms=18, mew=2.5, label="true match")
@@ -225,7 +235,7 @@ def plot_disparity_maps(maps: Mapping[str, Tensor], true: Tensor, pair: int = 0,
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
     vmax = max_disparity - 1 if max_disparity else float(true[pair].max())
     for ax, (name, m) in zip(axes.flat, items):
-        ax.imshow(m[pair].float().cpu().numpy(), cmap="viridis", vmin=0, vmax=vmax)
+        im = ax.imshow(m[pair].float().cpu().numpy(), cmap="viridis", vmin=0, vmax=vmax)
         title = name
         if name != "truth":
             sub = None if mask is None else mask[pair:pair + 1]
@@ -236,5 +246,6 @@ def plot_disparity_maps(maps: Mapping[str, Tensor], true: Tensor, pair: int = 0,
         ax.set_yticks([])
     for ax in axes.flat[len(items):]:
         ax.axis("off")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.93, 1))
+    fig.colorbar(im, cax=fig.add_axes((0.94, 0.15, 0.012, 0.7)), label="disparity (px)")
     return fig
